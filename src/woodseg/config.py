@@ -1,0 +1,284 @@
+"""Typed run configuration: YAML in, validated models out, `key=value` overrides, resolved copy saved.
+
+Every stage reads one :class:`Config`. A config file names a bundled config (``demo``) or a path; the
+bundled ones live in ``woodseg/configs/``. Overrides use dotted keys (``train.epochs=3``) and YAML
+values (``cam.scales=[1.0,0.5]``). Unknown keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from woodseg.errors import ConfigError
+from woodseg.fsutil import atomic_write_text
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the in-distribution images, labels and the OoD set are."""
+
+    format: Literal["voc", "custom"] = "voc"
+    root: Path | None = None
+    class_names: list[str] | None = Field(
+        None, description="Foreground classes in classifier order; default: root/classes.txt, else the 20 VOC classes."
+    )
+    train_split: str = Field("train_aug", description="Split the classifier trains on.")
+    seed_split: str = Field("train", description="Split whose pixel masks judge the seeds (the paper: VOC train).")
+    heldout_split: str | None = Field("val", description="Second judged split, to show the classifier did not memorise.")
+    cls_labels: Path | None = Field(None, description="IRN-style cls_labels.npy; default: labels from Annotations XML.")
+    labels_file: Path | None = Field(None, description="custom format: CSV or JSON of image labels.")
+    ood_root: Path | None = None
+    ood_list: Path | None = Field(None, description="One image path per line, relative to ood_root (official format).")
+    on_bad_image: Literal["error", "skip"] = Field(
+        "error", description="What a corrupt or unreadable image does: stop with its name, or log and skip it."
+    )
+    num_workers: int = Field(0, ge=0)
+
+
+class ModelConfig(_Section):
+    """The CAM classifier: a torchvision ResNet with IRN's strides, GAP and a bias-free 1x1 classifier."""
+
+    backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50", "resnet101"] = "resnet50"
+    strides: tuple[int, int, int, int] = Field(
+        (2, 2, 2, 1), description="Strides of (conv1, layer2, layer3, layer4); IRN uses (2,2,2,1): output stride 16."
+    )
+    weights: str | None = Field(
+        None, description="'imagenet' (torchvision download), a path to a torchvision state dict, or null (random)."
+    )
+    freeze_bn: bool = Field(True, description="Keep every BatchNorm on its stored statistics (IRN's FixedBatchNorm).")
+    frozen_stages: int = Field(
+        2, ge=0, le=4, description="Number of leading stages (stem+layer1 = 1, layer2 = 2, ...) not trained."
+    )
+    channels_last: bool = True
+
+
+class TrainConfig(_Section):
+    """One classifier training schedule (IRN recipe by default)."""
+
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(0.1, gt=0, description="Backbone learning rate; the classifier gets lr * classifier_lr_mult.")
+    classifier_lr_mult: float = 10.0
+    weight_decay: float = 1e-4
+    momentum: float = Field(
+        1e-4, ge=0, description="IRN's PolyOptimizer passes weight_decay into SGD's momentum slot: effectively 1e-4."
+    )
+    poly_power: float = 0.9
+    resize_long: tuple[int, int] = (320, 640)
+    crop_size: int = 512
+    init_from: Path | None = Field(None, description="Classifier checkpoint to start from (W-OoD fine-tunes F_in).")
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = Field(None, description="torch CPU threads; default: leave torch's choice.")
+    checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
+    log_every: int = Field(1, ge=1)
+    drop_last: bool = True
+
+
+class WoodConfig(_Section):
+    """The paper's contribution: how OoD images and the distance loss enter training."""
+
+    variant: Literal["none", "paper", "official", "background_class", "uniform_label"] = Field(
+        "paper",
+        description="none: baseline (no OoD); paper: Eq. 1-4 as written; official: the released code's formulas; "
+        "background_class / uniform_label: the naive baselines of Sec. 3.2.",
+    )
+    lam: float = Field(0.007, ge=0, description="lambda of Eq. 4.")
+    tau: float = Field(0.2, gt=0, le=1, description="Fraction of the K OoD centres pushed away (top-tau% nearest).")
+    K: int = Field(50, ge=1, description="Number of K-means OoD clusters.")
+    clustering: Literal["kmeans", "predicted_class"] = Field("kmeans", description="Table 4: how P_ood is built.")
+    kmeans_init: Literal["first", "k-means++"] = Field(
+        "first", description="first: the first K OoD features in list order (official); k-means++: sklearn's."
+    )
+    kmeans_iters: int = Field(10, ge=1)
+    refresh_every: int | None = Field(
+        None, ge=1, description="Recompute centres every N epochs; null: once from the starting model (official)."
+    )
+    ood_batch_size: int = Field(16, ge=1)
+    ood_long_side: int | None = Field(500, description="OoD images are resized to this long side for centres.")
+    use_cls_in: bool = Field(True, description="Table 5: L_cls on D_in.")
+    use_cls_ood: bool = Field(True, description="Table 5: L_cls (BCE to zero) on D_ood.")
+    use_d_in: bool = Field(True, description="Table 5: L_d pull towards the image's class centres.")
+    use_d_ood: bool = Field(True, description="Table 5: L_d push from the nearest OoD centres.")
+    ood_coeff: float = Field(0.25, description="official: weight of the OoD classification term.")
+    adv_step: float = Field(0.07, description="official: anti-adversarial step size on OoD images.")
+    exclude_class: str | None = Field(
+        "bottle", description="official: OoD images whose top class is this one are left out of the OoD term."
+    )
+
+    @property
+    def uses_ood(self) -> bool:
+        return self.variant != "none" and (
+            self.use_cls_ood or self.use_d_ood or self.variant in ("background_class", "uniform_label")
+        )
+
+    @property
+    def uses_centres(self) -> bool:
+        return self.variant in ("paper", "official") and (self.use_d_in or self.use_d_ood)
+
+
+TABLE5_ROWS: dict[str, dict[str, bool]] = {
+    "a": dict(use_cls_in=True, use_cls_ood=False, use_d_in=False, use_d_ood=False),
+    "b": dict(use_cls_in=True, use_cls_ood=True, use_d_in=False, use_d_ood=False),
+    "c": dict(use_cls_in=True, use_cls_ood=False, use_d_in=True, use_d_ood=True),
+    "d": dict(use_cls_in=True, use_cls_ood=True, use_d_in=True, use_d_ood=False),
+    "e": dict(use_cls_in=True, use_cls_ood=True, use_d_in=False, use_d_ood=True),
+    "f": dict(use_cls_in=True, use_cls_ood=True, use_d_in=True, use_d_ood=True),
+}
+"""The loss ablations of the paper's Table 5 as switch settings (row a is the baseline)."""
+
+
+class CamConfig(_Section):
+    """Multi-scale CAM seeds (IRN's make_cam)."""
+
+    scales: list[float] = Field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0])
+    flip: bool = True
+    splits: list[str] | None = Field(None, description="Splits to make CAMs for; default: seed and held-out splits.")
+    dtype: Literal["float32", "float16"] = "float32"
+
+
+class EvalConfig(_Section):
+    """Seed evaluation (IRN protocol: constant background plane, threshold sweep)."""
+
+    thresholds: list[float] = Field(default_factory=lambda: [round(0.05 + 0.01 * i, 2) for i in range(36)])
+    fixed_threshold: float | None = Field(
+        None, description="Report at this threshold too (IRN: 0.15); held-out splits use the best seed-split one."
+    )
+
+
+class Config(_Section):
+    """A whole run: a name, an output folder and one section per stage."""
+
+    name: str = "run"
+    out_dir: Path = Path("runs/run")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    wood: WoodConfig = Field(default_factory=WoodConfig)
+    cam: CamConfig = Field(default_factory=CamConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("out_dir")
+    @classmethod
+    def _no_empty_out(cls, v: Path) -> Path:
+        if str(v).strip() == "":
+            raise ValueError("out_dir must not be empty")
+        return v
+
+    @model_validator(mode="after")
+    def _check_cross(self) -> Config:
+        if self.wood.variant == "official" and not (0 < self.wood.tau < 1):
+            raise ValueError("wood.tau must be in (0, 1) for the official variant")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------------
+# loading, overriding, saving
+
+
+def bundled_config_names() -> list[str]:
+    """Names of the configs shipped inside the package (``woodseg/configs/*.yaml``)."""
+    root = importlib.resources.files("woodseg") / "configs"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    if not path.exists() and str(source) in bundled_config_names():
+        text = (importlib.resources.files("woodseg") / "configs" / f"{source}.yaml").read_text()
+        where = f"bundled config '{source}'"
+    elif path.exists():
+        text = path.read_text()
+        where = str(path)
+    else:
+        raise ConfigError(
+            f"config '{source}' is neither a file nor a bundled config",
+            fix=f"pass a YAML path or one of: {', '.join(bundled_config_names())}",
+        )
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {exc}", fix="fix the YAML syntax") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a mapping at the top level", fix="write `key: value` lines")
+    base = data.pop("_base_", None)
+    if base is not None:
+        base_path = (path.parent / base) if path.exists() and not Path(base).is_absolute() else base
+        if not Path(base_path).exists():
+            base_path = base
+        data = merge(_read_yaml(base_path), data)
+    return data
+
+
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``top`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Turn ``["train.epochs=3", "cam.scales=[1.0]"]`` into a nested dict; values are parsed as YAML."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' has no '='", fix="write overrides as section.key=value")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override '{item}' has an empty key", fix="write overrides as section.key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() != "" else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override '{item}': value is not valid YAML", fix="quote the value") from exc
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}' conflicts with another override", fix="set it once")
+        node[parts[-1]] = value
+    return out
+
+
+def build_config(data: dict[str, Any], where: str = "config") -> Config:
+    """Validate a nested dict into a :class:`Config`, turning pydantic's errors into one readable message."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            lines.append(f"  {loc}: {err['msg']}")
+        raise ConfigError(
+            f"{where} is invalid:\n" + "\n".join(lines),
+            fix="correct or remove those keys (see `woodseg config show demo` for every key)",
+        ) from None
+
+
+def load_config(source: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a config file or bundled name, apply ``key=value`` overrides and validate."""
+    data = _read_yaml(source) if source is not None else {}
+    data = merge(data, parse_overrides(list(overrides)))
+    return build_config(data, where=str(source or "defaults"))
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML (paths as strings, tuples as lists)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Write the resolved config next to a stage's outputs, atomically."""
+    atomic_write_text(path, dump_config(cfg))

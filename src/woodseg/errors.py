@@ -1,0 +1,39 @@
+"""The errors woodseg raises on bad input: each names what is wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WoodsegError(Exception):
+    """Base class: a message, optionally the file at fault and a fix the user can apply."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, fix: str | None = None) -> None:
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.fix = fix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.path is not None and str(self.path) not in text:
+            text = f"{self.path}: {text}"
+        if self.fix:
+            text = f"{text}\n  fix: {self.fix}"
+        return text
+
+
+class ConfigError(WoodsegError):
+    """A config file or override is invalid or inconsistent with the data."""
+
+
+class DataError(WoodsegError):
+    """A dataset, label file, split list or OoD list is missing, malformed or disagrees with the class list."""
+
+
+class ImageError(DataError):
+    """An image file is missing, empty, truncated or not an image."""
+
+
+class TrainingError(WoodsegError):
+    """Training cannot go on (a non-finite loss, a checkpoint from a different run)."""
