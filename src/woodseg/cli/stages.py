@@ -1,4 +1,8 @@
-"""Stage subcommands: config, train, cam, eval, run, demo. Each takes ``--config`` and ``key=value`` overrides."""
+"""Stage subcommands: config, train, cam, eval, run, demo. Each takes ``--config`` and ``key=value`` overrides.
+
+Every stage reads and writes files under the config's ``out_dir`` and saves its resolved config there,
+so stages can be re-run, resumed after a crash (they skip finished work) and inspected alone.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from woodseg.config import bundled_config_names, dump_config, load_config
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file or bundled config name (see `woodseg config list`).")
 OverridesArg = typer.Argument(None, help="Config overrides as section.key=value, e.g. train.epochs=3.")
+RestartOpt = typer.Option(False, "--restart", help="Discard this stage's earlier output instead of resuming.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
 def register_stage_commands(app: typer.Typer) -> None:
@@ -31,6 +37,54 @@ def register_stage_commands(app: typer.Typer) -> None:
 
     app.add_typer(config_app, name="config")
 
+    @app.command()
+    def train(config: str = ConfigOpt, overrides: list[str] = OverridesArg, restart: bool = RestartOpt,
+              quiet: bool = QuietOpt) -> None:
+        """Train the classifier: baseline (wood.variant=none) or W-OoD (paper/official) or a naive baseline.
 
-def _load(config: str | Path | None, overrides: list[str] | None):
-    return load_config(config, overrides or [])
+        Writes out_dir/classifier/{last.pt, metrics.jsonl, config.yaml[, centres.npz]}. Resumes from
+        last.pt after an interruption. W-OoD fine-tunes a trained classifier: set train.init_from.
+        Multi-GPU: torchrun --nproc_per_node=N -m woodseg train ...
+        """
+        from woodseg.train.classifier import train_classifier
+
+        path = train_classifier(load_config(config, overrides or []), restart=restart, progress=not quiet)
+        typer.echo(f"classifier: {path}")
+
+    @app.command()
+    def cam(config: str = ConfigOpt, overrides: list[str] = OverridesArg, restart: bool = RestartOpt,
+            checkpoint: Path = typer.Option(None, help="Classifier to use; default out_dir/classifier/last.pt."),
+            quiet: bool = QuietOpt) -> None:
+        """Make multi-scale + flip CAM seeds (IRN make_cam) for the seed and held-out splits.
+
+        Writes out_dir/cams/<id>.npz (keys, cam at stride 4, high_res, scales, size) and index.json.
+        """
+        from woodseg.seeds.stage import cam_stage
+
+        out = cam_stage(load_config(config, overrides or []), checkpoint=checkpoint, restart=restart,
+                        progress=not quiet)
+        typer.echo(f"seeds: {out}")
+
+    @app.command("eval")
+    def eval_(config: str = ConfigOpt, overrides: list[str] = OverridesArg,
+              seeds: Path = typer.Option(None, help="Seed folder; default out_dir/cams."),
+              quiet: bool = QuietOpt) -> None:
+        """Judge seeds against pixel masks: threshold sweep, mIoU, precision, recall, F1, per-class IoU.
+
+        Writes out_dir/seeds/eval.json (the whole curve, the best row, per-class scores, the protocol).
+        """
+        from woodseg.evaluate.stage import eval_stage
+
+        eval_stage(load_config(config, overrides or []), seed_dir=seeds, progress=not quiet)
+
+    @app.command()
+    def run(config: str = ConfigOpt, overrides: list[str] = OverridesArg, quiet: bool = QuietOpt) -> None:
+        """Run train -> cam -> eval for one config (each stage resumes or skips finished work)."""
+        from woodseg.evaluate.stage import eval_stage
+        from woodseg.seeds.stage import cam_stage
+        from woodseg.train.classifier import train_classifier
+
+        cfg = load_config(config, overrides or [])
+        train_classifier(cfg, progress=not quiet)
+        cam_stage(cfg, progress=not quiet)
+        eval_stage(cfg, progress=not quiet)

@@ -1,0 +1,64 @@
+"""Multi-process training with torchrun (DDP): set-up, rank helpers and a teardown that exits cleanly.
+
+``torchrun --nproc_per_node=N -m woodseg train ...`` sets RANK/WORLD_SIZE/LOCAL_RANK; everything else
+runs single-process. NCCL on GPUs, Gloo on the CPU.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def init_distributed(device: str) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank, world, local)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def teardown(info: DistInfo) -> None:
+    """Collect, synchronise, then destroy the group: avoids the 'terminate called without an active
+    exception' abort seen at exit in ~15% of Gloo launches (environment notes)."""
+    if info.enabled and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def resolve_device(device: str, info: DistInfo) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and info.enabled:
+        return torch.device("cuda", info.local_rank)
+    return torch.device(device)

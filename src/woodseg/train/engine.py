@@ -1,0 +1,161 @@
+"""One training engine for every stage: poly LR over two parameter groups, resumable checkpoints,
+per-step metrics, a progress bar with the loss terms and ETA, non-finite-loss guard, DDP-aware.
+
+The stage supplies ``step_fn(batch) -> {name: weighted loss term}``; the engine sums the terms, steps the
+optimizer, logs, and checkpoints atomically every ``checkpoint_every`` steps and at the end, so a run
+killed at any moment resumes from its last checkpoint with the same data order (see ``sampler.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from woodseg.config import TrainConfig
+from woodseg.errors import TrainingError
+from woodseg.fsutil import append_jsonl, atomic_save, atomic_write_text, read_jsonl
+from woodseg.train.distributed import DistInfo
+
+log = logging.getLogger(__name__)
+
+
+def make_optimizer(backbone: list[nn.Parameter], head: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD with IRN's two groups: backbone at lr, the new head at lr * classifier_lr_mult."""
+    groups = [
+        {"params": backbone, "lr": cfg.lr, "initial_lr": cfg.lr},
+        {"params": head, "lr": cfg.lr * cfg.classifier_lr_mult, "initial_lr": cfg.lr * cfg.classifier_lr_mult},
+    ]
+    groups = [g for g in groups if g["params"]]
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def poly_lr(initial: float, step: int, max_steps: int, power: float) -> float:
+    """lr = initial * (1 - step/max_steps)^power, set before each step; frozen at its last value after."""
+    step = min(step, max_steps - 1)
+    return initial * (1.0 - step / max_steps) ** power
+
+
+def fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Engine:
+    """Runs ``step_fn`` from ``start`` to ``max_steps``; owns the optimizer schedule, logs and checkpoints."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, max_steps: int, steps_per_epoch: int,
+                 out_dir: Path, cfg: TrainConfig, run_fingerprint: str,
+                 make_checkpoint: Callable[[], dict[str, Any]], dist: DistInfo | None = None,
+                 progress: bool = True, desc: str = "train") -> None:
+        self.model, self.optimizer = model, optimizer
+        self.max_steps, self.steps_per_epoch = max_steps, steps_per_epoch
+        self.out_dir, self.cfg, self.run_fingerprint = Path(out_dir), cfg, run_fingerprint
+        self.make_checkpoint = make_checkpoint
+        self.dist = dist or DistInfo()
+        self.progress, self.desc = progress, desc
+        self.ckpt_path = self.out_dir / "last.pt"
+        self.metrics_path = self.out_dir / "metrics.jsonl"
+
+    # ---- checkpoints -------------------------------------------------------------------------------------
+
+    def resume(self, restart: bool = False) -> tuple[int, bool]:
+        """Load ``last.pt`` if present; returns (start step, already finished). Refuses another run's file."""
+        if restart or not self.ckpt_path.exists():
+            if self.dist.is_main:
+                self.metrics_path.unlink(missing_ok=True)
+            return 0, False
+        state = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
+        if state.get("run_fingerprint") != self.run_fingerprint:
+            raise TrainingError(
+                "the output folder holds a checkpoint of a run with a different config or data",
+                path=self.ckpt_path,
+                fix="choose a new out_dir, or pass --restart to discard it",
+            )
+        target = self.model.module if hasattr(self.model, "module") else self.model
+        target.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        if self.dist.is_main and self.metrics_path.exists():  # drop records newer than the checkpoint
+            kept = [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) < step]
+            atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+        log.info("resuming %s from step %d/%d", self.ckpt_path, step, self.max_steps)
+        return step, bool(state.get("finished", False))
+
+    def save(self, step: int, finished: bool) -> None:
+        if not self.dist.is_main:
+            return
+        state = self.make_checkpoint()
+        state.update(optimizer=self.optimizer.state_dict(), step=step, finished=finished,
+                     run_fingerprint=self.run_fingerprint, max_steps=self.max_steps)
+        atomic_save(self.ckpt_path, lambda buf: torch.save(state, buf))
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+
+    def run(self, batches: Iterable[Any], step_fn: Callable[[Any], dict[str, torch.Tensor]], start: int,
+            on_epoch_start: Callable[[int], None] | None = None) -> None:
+        cfg = self.cfg
+        bar = tqdm(total=self.max_steps, initial=start, desc=self.desc, unit="step",
+                   disable=not (self.progress and self.dist.is_main), dynamic_ncols=True)
+        t_last, n_images = time.perf_counter(), 0
+        step = start
+        it = iter(batches)
+        while step < self.max_steps:
+            if (step == start or step % self.steps_per_epoch == 0) and on_epoch_start is not None:
+                on_epoch_start(step // self.steps_per_epoch)
+            batch = next(it)
+            for group in self.optimizer.param_groups:
+                group["lr"] = poly_lr(group["initial_lr"], step, self.max_steps, cfg.poly_power)
+            self.model.train()
+            terms = step_fn(batch) if batch is not None else {}
+            if not terms:  # every image of the batch was unreadable and skipped
+                step += 1
+                bar.update(1)
+                continue
+            loss = sum(terms.values())
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            if not math.isfinite(float(loss.detach())):
+                raise TrainingError(
+                    f"loss became non-finite at step {step} ({', '.join(f'{k}={v:.4g}' for k, v in values.items())}); "
+                    f"the last good checkpoint ({self.ckpt_path.name}) is kept",
+                    path=self.out_dir,
+                    fix="lower train.lr or wood.lam, check the inputs, then re-run (it resumes from the checkpoint)",
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            step += 1
+            n_images += int(batch_size_of(batch))
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+            if self.dist.is_main and (step % cfg.log_every == 0 or step == self.max_steps):
+                now = time.perf_counter()
+                append_jsonl(self.metrics_path, {
+                    "step": step, "epoch": (step - 1) // self.steps_per_epoch,
+                    "lr": self.optimizer.param_groups[0]["lr"], "loss": float(loss.detach()), **values,
+                    "images_per_s": n_images * self.dist.world / max(now - t_last, 1e-9), "time": time.time(),
+                })
+                t_last, n_images = now, 0
+            if step % cfg.checkpoint_every == 0 and step < self.max_steps:
+                self.save(step, finished=False)
+        bar.close()
+        self.save(step, finished=True)
+
+
+def batch_size_of(batch: Any) -> int:
+    """Images in a batch: the first dimension of its first tensor (batches may nest dicts and tuples)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        return batch_size_of(batch.get("x", next(iter(batch.values()))))
+    if isinstance(batch, (tuple, list)) and batch:
+        return batch_size_of(batch[0])
+    return 0
