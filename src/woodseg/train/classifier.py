@@ -102,7 +102,7 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
         runner = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(*model.param_groups(), tcfg)
     engine = Engine(
-        runner, optimizer, max_steps=max_steps, steps_per_epoch=steps_per_epoch, out_dir=out, cfg=tcfg,
+        runner, model, optimizer, max_steps=max_steps, steps_per_epoch=steps_per_epoch, out_dir=out, cfg=tcfg,
         run_fingerprint=run_fp, dist=info, progress=progress, desc=f"train {cfg.name} [{wood.variant}]",
         make_checkpoint=lambda: classifier_checkpoint(model, ds.class_names, {
             "variant": wood.variant, "dataset_fingerprint": ds.fingerprint(cfg.data.train_split),

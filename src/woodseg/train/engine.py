@@ -52,11 +52,12 @@ def fingerprint(obj: Any) -> str:
 class Engine:
     """Runs ``step_fn`` from ``start`` to ``max_steps``; owns the optimizer schedule, logs and checkpoints."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, max_steps: int, steps_per_epoch: int,
-                 out_dir: Path, cfg: TrainConfig, run_fingerprint: str,
+    def __init__(self, runner: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, *, max_steps: int,
+                 steps_per_epoch: int, out_dir: Path, cfg: TrainConfig, run_fingerprint: str,
                  make_checkpoint: Callable[[], dict[str, Any]], dist: DistInfo | None = None,
                  progress: bool = True, desc: str = "train") -> None:
-        self.model, self.optimizer = model, optimizer
+        """``runner`` is what a step calls (possibly DDP-wrapped); ``model`` is what the checkpoint holds."""
+        self.runner, self.model, self.optimizer = runner, model, optimizer
         self.max_steps, self.steps_per_epoch = max_steps, steps_per_epoch
         self.out_dir, self.cfg, self.run_fingerprint = Path(out_dir), cfg, run_fingerprint
         self.make_checkpoint = make_checkpoint
@@ -80,12 +81,11 @@ class Engine:
                 path=self.ckpt_path,
                 fix="choose a new out_dir, or pass --restart to discard it",
             )
-        target = self.model.module if hasattr(self.model, "module") else self.model
-        target.load_state_dict(state["model"])
+        self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
         if self.dist.is_main and self.metrics_path.exists():  # drop records newer than the checkpoint
-            kept = [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) < step]
+            kept = [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) <= step]
             atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
         log.info("resuming %s from step %d/%d", self.ckpt_path, step, self.max_steps)
         return step, bool(state.get("finished", False))
@@ -114,7 +114,7 @@ class Engine:
             batch = next(it)
             for group in self.optimizer.param_groups:
                 group["lr"] = poly_lr(group["initial_lr"], step, self.max_steps, cfg.poly_power)
-            self.model.train()
+            self.runner.train()
             terms = step_fn(batch) if batch is not None else {}
             if not terms:  # every image of the batch was unreadable and skipped
                 step += 1
