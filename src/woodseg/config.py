@@ -211,10 +211,10 @@ def _read_yaml(source: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{where} must hold a mapping at the top level", fix="write `key: value` lines")
     base = data.pop("_base_", None)
     if base is not None:
-        base_path = (path.parent / base) if path.exists() and not Path(base).is_absolute() else base
-        if not Path(base_path).exists():
-            base_path = base
-        data = merge(_read_yaml(base_path), data)
+        candidate = path.parent / base if path.exists() else Path(base)
+        if not candidate.exists():  # a bundled config names its base by file name
+            candidate = Path(str(base).removesuffix(".yaml"))
+        data = merge(_read_yaml(candidate), data)
     return data
 
 

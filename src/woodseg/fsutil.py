@@ -60,10 +60,8 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSON-lines file, ignoring a torn last line left by a crash."""
     out = []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    lines = [ln for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
     for i, line in enumerate(lines):
-        if not line.strip():
-            continue
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:

@@ -33,6 +33,8 @@ def register_stage_commands(app: typer.Typer) -> None:
         overrides: list[str] = OverridesArg,
     ) -> None:
         """Print the fully resolved config (every key, with overrides applied)."""
+        if config is not None and "=" in config and not Path(config).exists():  # `config show a.b=1`: no config
+            config, overrides = None, [config, *(overrides or [])]
         typer.echo(dump_config(load_config(config, overrides or [])), nl=False)
 
     app.add_typer(config_app, name="config")

@@ -50,12 +50,13 @@ def read_custom(
     labels: dict[str, np.ndarray] = {}
     image_paths: dict[str, Path] = {}
     split_col: dict[str, list[str]] = {}
-    for lineno, (image, label_names, split) in enumerate(rows, 2):
+    first = 1 if labels_file.suffix.lower() == ".json" else 2  # CSV: file line numbers (line 1 is the header)
+    for lineno, (image, label_names, split) in enumerate(rows, first):
         image_id = Path(image).stem
         if image_id in labels:
             raise DataError(f"entry {lineno}: image '{image}' is labelled twice", path=labels_file,
                             fix="keep one row per image")
-        labels[image_id] = multi_hot(label_names, names, f"{labels_file} (entry {lineno})")
+        labels[image_id] = multi_hot(label_names, names, f"{labels_file} (entry {lineno}, image '{image}')")
         image_paths[image_id] = image_dir / image if (image_dir / image).exists() else by_stem.get(
             image_id, image_dir / image)
         if split:
@@ -111,5 +112,6 @@ def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
         rows = []
         for row in reader:
             raw = (row.get("labels") or "").replace("|", ";")
-            rows.append((row["image"].strip(), [n for n in raw.split(";") if n.strip()], (row.get("split") or None)))
+            rows.append((row["image"].strip(), [n for n in raw.split(";") if n.strip()],
+                         (row.get("split") or "").strip() or None))
         return rows

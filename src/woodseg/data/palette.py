@@ -34,7 +34,7 @@ def colours_to_indices(rgb: np.ndarray, palette: np.ndarray | None, path: str | 
     out = np.empty(codes.shape, dtype=np.uint8)
     for code in np.unique(codes):
         if int(code) not in lookup:
-            colour = ((code >> 16) & 255, (code >> 8) & 255, code & 255)
+            colour = (int(code >> 16) & 255, int(code >> 8) & 255, int(code) & 255)
             raise DataError(f"RGB mask holds colour {colour} that is not in the palette", path=path,
                             fix="save masks as palette PNGs holding class indices")
         out[codes == code] = lookup[int(code)]

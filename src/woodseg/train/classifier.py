@@ -66,6 +66,9 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
     if wood.variant != "none" and not wood.uses_ood and not wood.uses_centres:
         log.warning("wood.variant=%s with every OoD switch off trains like the baseline", wood.variant)
 
+    if wood.uses_centres and wood.clustering == "kmeans" and ood is not None and wood.K > len(ood):
+        raise ConfigError(f"wood.K={wood.K} OoD clusters but {ood.source} has only {len(ood)} images",
+                          fix=f"set wood.K to at most {len(ood)} or add OoD images")
     num_outputs = ds.num_classes + (1 if wood.variant == "background_class" else 0)
     model = build_cam_net(cfg.model, num_outputs).to(device)
     if tcfg.init_from is not None:
@@ -166,7 +169,7 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
         x_ood = to_dev(b_ood["x"]) if b_ood is not None else None
         return runner(to_dev(b_in["x"]), b_in["y"].to(device), x_ood, centres["t"])
 
-    engine.run(zip(*loaders), step_fn, start, on_epoch_start=on_epoch_start)
+    engine.run(zip(*loaders, strict=False), step_fn, start, on_epoch_start=on_epoch_start)
     barrier(info)
     return engine.ckpt_path
 

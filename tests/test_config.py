@@ -1,0 +1,220 @@
+"""Typed config: defaults, YAML files with _base_, dotted overrides, validation errors, save/load round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from woodseg.config import (
+    Config,
+    build_config,
+    bundled_config_names,
+    dump_config,
+    load_config,
+    merge,
+    parse_overrides,
+    save_config,
+)
+from woodseg.errors import ConfigError
+
+SECTIONS = {"name", "out_dir", "data", "model", "train", "wood", "cam", "eval"}
+
+
+def test_defaults_validate():
+    cfg = load_config(None)
+    assert cfg == Config()
+    assert cfg.model.strides == (2, 2, 2, 1)
+    assert cfg.train.epochs == 5 and cfg.train.batch_size == 16 and cfg.train.crop_size == 512
+    assert cfg.wood.variant == "paper" and cfg.wood.tau == 0.2
+    assert cfg.cam.scales == [1.0, 0.5, 1.5, 2.0]
+    assert build_config({}) == cfg
+
+
+def test_bundled_config_names_is_a_list_of_loadable_names():
+    names = bundled_config_names()
+    assert isinstance(names, list)
+    assert names == sorted(names)
+    for name in names:
+        assert isinstance(name, str) and not name.endswith(".yaml")
+        assert isinstance(load_config(name), Config)
+
+
+def test_unknown_config_name_errors():
+    with pytest.raises(ConfigError) as exc:
+        load_config("no_such_config_anywhere")
+    assert "no_such_config_anywhere" in str(exc.value)
+    assert "fix:" in str(exc.value)
+
+
+def test_load_yaml_file(tmp_path):
+    p = tmp_path / "exp.yaml"
+    p.write_text("name: exp1\nout_dir: runs/exp1\ntrain:\n  epochs: 3\n  lr: 0.05\ncam:\n  scales: [1.0, 2.0]\n")
+    cfg = load_config(p)
+    assert cfg.name == "exp1"
+    assert cfg.out_dir == Path("runs/exp1")
+    assert cfg.train.epochs == 3 and cfg.train.lr == 0.05
+    assert cfg.train.batch_size == 16  # untouched keys keep their defaults
+    assert cfg.cam.scales == [1.0, 2.0]
+
+
+def test_empty_yaml_file_gives_defaults(tmp_path):
+    p = tmp_path / "empty.yaml"
+    p.write_text("")
+    assert load_config(p) == Config()
+
+
+def test_invalid_yaml_and_non_mapping(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    assert str(bad) in str(exc.value)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(lst)
+    assert str(lst) in str(exc.value)
+
+
+def test_base_inheritance_deep_merges(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "name: base\ntrain:\n  epochs: 3\n  lr: 0.5\nwood:\n  K: 7\n  lam: 0.1\n"
+    )
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mid.yaml").write_text("_base_: ../base.yaml\nwood:\n  K: 9\n")
+    (tmp_path / "sub" / "child.yaml").write_text("_base_: mid.yaml\nname: child\ntrain:\n  epochs: 7\n")
+    cfg = load_config(tmp_path / "sub" / "child.yaml")
+    assert cfg.name == "child"
+    assert cfg.train.epochs == 7  # child wins
+    assert cfg.train.lr == 0.5  # sibling key from the base survives
+    assert cfg.wood.K == 9  # mid wins over base
+    assert cfg.wood.lam == 0.1
+
+
+def test_merge_replaces_non_mappings_and_copies():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    out = merge(base, {"a": {"c": [3]}, "e": 2})
+    assert out == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+
+
+def test_parse_overrides_values_are_yaml():
+    out = parse_overrides([
+        "cam.scales=[1.0, 0.5]", "train.init_from=null", "train.epochs=3", "train.lr=0.25", "name=exp",
+        "wood.exclude_class=", "model.channels_last=false", "eval.fixed_threshold=0.15",
+    ])
+    assert out == {
+        "cam": {"scales": [1.0, 0.5]},
+        "train": {"init_from": None, "epochs": 3, "lr": 0.25},
+        "name": "exp",
+        "wood": {"exclude_class": None},
+        "model": {"channels_last": False},
+        "eval": {"fixed_threshold": 0.15},
+    }
+    assert isinstance(out["train"]["epochs"], int)
+
+
+def test_overrides_apply_on_top_of_file(tmp_path):
+    p = tmp_path / "exp.yaml"
+    p.write_text("train:\n  epochs: 3\n  init_from: some/where.pt\n")
+    cfg = load_config(p, ["train.epochs=4", "train.init_from=null", "cam.scales=[1.0,0.5]", "data.root=/data/voc"])
+    assert cfg.train.epochs == 4
+    assert cfg.train.init_from is None
+    assert cfg.cam.scales == [1.0, 0.5]
+    assert cfg.data.root == Path("/data/voc")
+
+
+def test_override_value_with_equals_sign_keeps_the_rest():
+    assert parse_overrides(["name=a=b"]) == {"name": "a=b"}
+
+
+def test_override_without_equals_errors():
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["train.epochs"])
+    assert "train.epochs" in str(exc.value) and "fix:" in str(exc.value)
+
+
+def test_override_with_empty_key_errors():
+    with pytest.raises(ConfigError):
+        parse_overrides(["=3"])
+
+
+def test_conflicting_overrides_error():
+    with pytest.raises(ConfigError):
+        parse_overrides(["train=3", "train.epochs=4"])
+
+
+@pytest.mark.parametrize("key,named", [
+    ("train.epochz", "train.epochz"), ("wood.kappa", "wood.kappa"), ("nosection.x", "nosection"),
+    ("data.root.sub", "data.root"),
+])
+def test_unknown_keys_are_rejected_naming_the_key(key, named):
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, [f"{key}=3"])
+    msg = str(exc.value)
+    assert f"  {named}: " in msg
+    assert "fix:" in msg
+
+
+def test_unknown_key_in_yaml_file_rejected(tmp_path):
+    p = tmp_path / "typo.yaml"
+    p.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "train.epoch" in str(exc.value)
+    assert str(p) in str(exc.value)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("wood.tau=2", "wood.tau"),
+    ("wood.tau=0", "wood.tau"),
+    ("train.epochs=0", "train.epochs"),
+    ("train.lr=-1", "train.lr"),
+    ("wood.variant=bogus", "wood.variant"),
+    ("model.backbone=vgg16", "model.backbone"),
+    ("cam.scales=notalist", "cam.scales"),
+    ("model.frozen_stages=5", "model.frozen_stages"),
+])
+def test_invalid_values_list_the_key(override, key):
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, [override])
+    assert key in str(exc.value)
+    assert "fix:" in str(exc.value)
+
+
+def test_several_invalid_values_are_all_listed():
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["wood.tau=2", "train.epochs=0"])
+    assert "wood.tau" in str(exc.value) and "train.epochs" in str(exc.value)
+
+
+def test_official_variant_needs_tau_below_one():
+    assert load_config(None, ["wood.variant=paper", "wood.tau=1"]).wood.tau == 1
+    with pytest.raises(ConfigError):
+        load_config(None, ["wood.variant=official", "wood.tau=1"])
+
+
+def test_dump_config_has_every_section_and_is_plain_yaml():
+    text = dump_config(Config())
+    data = yaml.safe_load(text)  # safe_load: no python tags for Path or tuple
+    assert set(data) == SECTIONS
+    assert data["model"]["strides"] == [2, 2, 2, 1]
+    assert isinstance(data["out_dir"], str)
+
+
+def test_save_config_round_trip(tmp_path):
+    cfg = load_config(None, [
+        "name=rt", f"out_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'voc'}", "data.class_names=[a,b]",
+        "train.resize_long=[40,56]", "train.init_from=x/last.pt", "cam.scales=[1.0,0.5]", "wood.variant=official",
+        "wood.tau=0.3", "eval.fixed_threshold=0.15", "model.strides=[2,2,2,2]",
+    ])
+    path = tmp_path / "saved" / "config.yaml"
+    save_config(cfg, path)
+    back = load_config(path)
+    assert back == cfg
+    assert back.train.resize_long == (40, 56)
+    assert back.data.root == tmp_path / "voc"
+    assert dump_config(back) == dump_config(cfg)
+    assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]
