@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,11 @@ from woodseg.fsutil import atomic_save
 
 def voc_palette(n: int = 256) -> np.ndarray:
     """The VOC bit-interleaving colour map as an (n, 3) uint8 array; entry 255 is (224, 224, 192)."""
+    return _voc_palette(n).copy()
+
+
+@lru_cache(maxsize=4)
+def _voc_palette(n: int) -> np.ndarray:
     pal = np.zeros((n, 3), dtype=np.uint8)
     for i in range(n):
         c, r, g, b = i, 0, 0, 0
