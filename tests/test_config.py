@@ -19,7 +19,7 @@ from woodseg.config import (
 )
 from woodseg.errors import ConfigError
 
-SECTIONS = {"name", "out_dir", "data", "model", "train", "wood", "cam", "eval"}
+SECTIONS = {"name", "out_dir", "data", "model", "train", "wood", "cam", "eval", "demo"}
 
 
 def test_defaults_validate():
@@ -218,3 +218,16 @@ def test_save_config_round_trip(tmp_path):
     assert back.data.root == tmp_path / "voc"
     assert dump_config(back) == dump_config(cfg)
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]
+
+
+def test_every_config_key_is_documented_and_the_reference_is_current():
+    from pathlib import Path
+
+    from woodseg.config import config_reference
+
+    text = config_reference()
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            assert not line.rstrip().endswith("|  |"), f"undocumented key: {line}"
+    doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert doc.read_text() == text, "docs/configuration.md is stale: run `woodseg config reference > docs/configuration.md`"

@@ -25,8 +25,8 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the in-distribution images, labels and the OoD set are."""
 
-    format: Literal["voc", "custom"] = "voc"
-    root: Path | None = None
+    format: Literal["voc", "custom"] = Field("voc", description="voc: the VOC/SBD layout; custom: images/ + labels.csv.")
+    root: Path | None = Field(None, description="Dataset folder (VOC: the one holding JPEGImages/).")
     class_names: list[str] | None = Field(
         None, description="Foreground classes in classifier order; default: root/classes.txt, else the 20 VOC classes."
     )
@@ -35,18 +35,19 @@ class DataConfig(_Section):
     heldout_split: str | None = Field("val", description="Second judged split, to show the classifier did not memorise.")
     cls_labels: Path | None = Field(None, description="IRN-style cls_labels.npy; default: labels from Annotations XML.")
     labels_file: Path | None = Field(None, description="custom format: CSV or JSON of image labels.")
-    ood_root: Path | None = None
+    ood_root: Path | None = Field(None, description="Folder the OoD list's paths are relative to.")
     ood_list: Path | None = Field(None, description="One image path per line, relative to ood_root (official format).")
     on_bad_image: Literal["error", "skip"] = Field(
         "error", description="What a corrupt or unreadable image does: stop with its name, or log and skip it."
     )
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the main process).")
 
 
 class ModelConfig(_Section):
     """The CAM classifier: a torchvision ResNet with IRN's strides, GAP and a bias-free 1x1 classifier."""
 
-    backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50", "resnet101"] = "resnet50"
+    backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50", "resnet101"] = Field(
+        "resnet50", description="torchvision ResNet; resnet10 (one BasicBlock per stage) is for CPU-scale work.")
     strides: tuple[int, int, int, int] = Field(
         (2, 2, 2, 1), description="Strides of (conv1, layer2, layer3, layer4); IRN uses (2,2,2,1): output stride 16."
     )
@@ -57,30 +58,30 @@ class ModelConfig(_Section):
     frozen_stages: int = Field(
         2, ge=0, le=4, description="Number of leading stages (stem+layer1 = 1, layer2 = 2, ...) not trained."
     )
-    channels_last: bool = True
+    channels_last: bool = Field(True, description="NHWC memory format: faster convolutions on CPU and GPU.")
 
 
 class TrainConfig(_Section):
     """One classifier training schedule (IRN recipe by default)."""
 
-    epochs: int = Field(5, ge=1)
-    batch_size: int = Field(16, ge=1)
+    epochs: int = Field(5, ge=1, description="Passes over the training split (drop_last batches).")
+    batch_size: int = Field(16, ge=1, description="Global in-distribution batch (split over DDP processes).")
     lr: float = Field(0.1, gt=0, description="Backbone learning rate; the classifier gets lr * classifier_lr_mult.")
-    classifier_lr_mult: float = 10.0
-    weight_decay: float = 1e-4
+    classifier_lr_mult: float = Field(10.0, description="Learning-rate multiplier of the new classifier layer.")
+    weight_decay: float = Field(1e-4, description="L2 weight decay on both parameter groups.")
     momentum: float = Field(
         1e-4, ge=0, description="IRN's PolyOptimizer passes weight_decay into SGD's momentum slot: effectively 1e-4."
     )
-    poly_power: float = 0.9
-    resize_long: tuple[int, int] = (320, 640)
-    crop_size: int = 512
+    poly_power: float = Field(0.9, description="lr = base * (1 - step/max_steps)^poly_power.")
+    resize_long: tuple[int, int] = Field((320, 640), description="Random long side (inclusive range) before the crop.")
+    crop_size: int = Field(512, description="Square random crop; smaller images are padded with the mean colour.")
     init_from: Path | None = Field(None, description="Classifier checkpoint to start from (W-OoD fine-tunes F_in).")
-    seed: int = 0
-    device: str = "auto"
+    seed: int = Field(0, description="Seeds model init, data order and augmentation.")
+    device: str = Field("auto", description="auto (CUDA if available), cpu, cuda, cuda:N.")
     threads: int | None = Field(None, description="torch CPU threads; default: leave torch's choice.")
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
-    log_every: int = Field(1, ge=1)
-    drop_last: bool = True
+    log_every: int = Field(1, ge=1, description="Steps between metrics.jsonl records.")
+    drop_last: bool = Field(True, description="Drop the last incomplete batch of each epoch (IRN does).")
 
 
 class WoodConfig(_Section):
@@ -98,11 +99,11 @@ class WoodConfig(_Section):
     kmeans_init: Literal["first", "k-means++"] = Field(
         "first", description="first: the first K OoD features in list order (official); k-means++: sklearn's."
     )
-    kmeans_iters: int = Field(10, ge=1)
+    kmeans_iters: int = Field(10, ge=1, description="Lloyd iterations (official: 10).")
     refresh_every: int | None = Field(
         None, ge=1, description="Recompute centres every N epochs; null: once from the starting model (official)."
     )
-    ood_batch_size: int = Field(16, ge=1)
+    ood_batch_size: int = Field(16, ge=1, description="OoD images per step (their own loader, restarted when exhausted).")
     ood_long_side: int | None = Field(500, description="OoD images are resized to this long side for centres.")
     use_cls_in: bool = Field(True, description="Table 5: L_cls on D_in.")
     use_cls_ood: bool = Field(True, description="Table 5: L_cls (BCE to zero) on D_ood.")
@@ -139,32 +140,50 @@ TABLE5_ROWS: dict[str, dict[str, bool]] = {
 class CamConfig(_Section):
     """Multi-scale CAM seeds (IRN's make_cam)."""
 
-    scales: list[float] = Field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0])
-    flip: bool = True
+    scales: list[float] = Field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0], description="Inference scales (IRN).")
+    flip: bool = Field(True, description="Add each scale's horizontal flip (ReLU before the flip-sum).")
     splits: list[str] | None = Field(None, description="Splits to make CAMs for; default: seed and held-out splits.")
-    dtype: Literal["float32", "float16"] = "float32"
+    dtype: Literal["float32", "float16"] = Field("float32", description="Storage type of the seed maps.")
 
 
 class EvalConfig(_Section):
     """Seed evaluation (IRN protocol: constant background plane, threshold sweep)."""
 
-    thresholds: list[float] = Field(default_factory=lambda: [round(0.05 + 0.01 * i, 2) for i in range(36)])
+    thresholds: list[float] = Field(default_factory=lambda: [round(0.05 + 0.01 * i, 2) for i in range(76)],
+                                    description="Background thresholds swept; the whole curve is saved.")
     fixed_threshold: float | None = Field(
         None, description="Report at this threshold too (IRN: 0.15); held-out splits use the best seed-split one."
     )
 
 
+class DemoConfig(_Section):
+    """``woodseg demo``: the whole method on the embedded spurious-correlation benchmark."""
+
+    benchmark_seed: int = Field(0, description="Seed of the generated benchmark (its content is a function of it).")
+    benchmark_scale: float = Field(1.0, gt=0, description="Multiplies the benchmark's image counts.")
+    baseline_epochs: int = Field(10, ge=1, description="Epochs of the in-distribution classifier F_in.")
+    baseline_lr: float = Field(0.02, gt=0, description="Backbone learning rate of F_in.")
+    ood_threshold: float = Field(0.5, ge=0, le=1, description="Keep pool images with p(c) >= this (paper: 0.5).")
+    ood_per_class: int = Field(40, ge=1, description="Hard OoD images the (simulated) reviewer keeps per class.")
+    variants: list[Literal["paper", "official"]] = Field(default_factory=lambda: ["paper"],
+                                                        description="W-OoD variants trained from F_in.")
+    control: bool = Field(False, description="Also fine-tune F_in for the same schedule without OoD (Table 5 a).")
+    report: bool = Field(True, description="Write report.html.")
+    overlays: int = Field(8, ge=0, description="CAM overlay rows in the report.")
+
+
 class Config(_Section):
     """A whole run: a name, an output folder and one section per stage."""
 
-    name: str = "run"
-    out_dir: Path = Path("runs/run")
+    name: str = Field("run", description="Run name, shown in tables and logs.")
+    out_dir: Path = Field(Path("runs/run"), description="Run folder every stage reads from and writes to.")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     wood: WoodConfig = Field(default_factory=WoodConfig)
     cam: CamConfig = Field(default_factory=CamConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
 
     @field_validator("out_dir")
     @classmethod
@@ -282,3 +301,26 @@ def dump_config(cfg: Config) -> str:
 def save_config(cfg: Config, path: Path) -> None:
     """Write the resolved config next to a stage's outputs, atomically."""
     atomic_write_text(path, dump_config(cfg))
+
+
+def config_reference() -> str:
+    """Every config key with its default and description, as Markdown (docs/configuration.md is this)."""
+    lines = ["# Configuration reference", "",
+             "Generated by `woodseg config reference` from the typed config models; every key can be set in a",
+             "YAML file or as `section.key=value` on the command line.", ""]
+    top = Config()
+    lines += ["| key | default | meaning |", "|---|---|---|"]
+    for name in ("name", "out_dir"):
+        lines.append(f"| `{name}` | `{getattr(top, name)}` | {Config.model_fields[name].description or ''} |")
+    for section, field_info in Config.model_fields.items():
+        model = field_info.annotation
+        if not (isinstance(model, type) and issubclass(model, _Section)):
+            continue
+        lines += ["", f"## `{section}`: {(model.__doc__ or '').strip().splitlines()[0]}", "",
+                  "| key | default | meaning |", "|---|---|---|"]
+        default = getattr(top, section).model_dump(mode="json")
+        for key, f in model.model_fields.items():
+            value = default[key]
+            shown = value if not isinstance(value, list) or len(value) <= 6 else f"[{value[0]}, …, {value[-1]}] ({len(value)})"
+            lines.append(f"| `{section}.{key}` | `{shown}` | {(f.description or '').replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

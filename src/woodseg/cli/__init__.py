@@ -8,7 +8,7 @@ import sys
 import typer
 
 from woodseg.cli.ood import app as ood_app
-from woodseg.cli.stages import register_stage_commands
+from woodseg.cli.stages import register_demo_command, register_stage_commands
 from woodseg.errors import WoodsegError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(ood_app, name="ood")
 register_stage_commands(app)
+register_demo_command(app)
 
 
 def main() -> None:

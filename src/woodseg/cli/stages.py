@@ -37,6 +37,13 @@ def register_stage_commands(app: typer.Typer) -> None:
             config, overrides = None, [config, *(overrides or [])]
         typer.echo(dump_config(load_config(config, overrides or [])), nl=False)
 
+    @config_app.command("reference")
+    def config_reference_cmd() -> None:
+        """Print every config key with its default and meaning (Markdown)."""
+        from woodseg.config import config_reference
+
+        typer.echo(config_reference(), nl=False)
+
     app.add_typer(config_app, name="config")
 
     @app.command()
@@ -90,3 +97,19 @@ def register_stage_commands(app: typer.Typer) -> None:
         train_classifier(cfg, progress=not quiet)
         cam_stage(cfg, progress=not quiet)
         eval_stage(cfg, progress=not quiet)
+
+
+def register_demo_command(app: typer.Typer) -> None:
+    @app.command()
+    def demo(config: str = typer.Option("demo", "--config", "-c", help="Bundled name or YAML path."),
+             overrides: list[str] = OverridesArg, quiet: bool = QuietOpt,
+             cache_dir: Path = typer.Option(None, help="Benchmark cache; default $WOODSEG_CACHE or ~/.cache/woodseg.")) -> None:
+        """The main job: W-OoD end to end on the embedded spurious-correlation benchmark (no download).
+
+        Generates the benchmark (cached), trains the baseline F_in, ranks the candidate OoD pool by p(c),
+        prunes hidden positives with a simulated reviewer, fine-tunes W-OoD, makes CAM seeds, evaluates
+        them on the training images' masks and a held-out split, and writes out_dir/report.html.
+        """
+        from woodseg.pipeline.demo import run_demo
+
+        run_demo(load_config(config, overrides or []), progress=not quiet, cache_dir=cache_dir)

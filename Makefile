@@ -1,0 +1,37 @@
+# The two commands of the README:
+#   make demo   set up a virtual environment and run the main job (woodseg demo) on the embedded benchmark
+#   make test   set up, install the browser the review-app test drives, and run the whole test suite
+# Works on a fresh Debian/Ubuntu machine with Python 3.11; the browser step needs root (apt-get).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?= -n 2 --durations=15
+
+.PHONY: setup demo test browser lint bench clean
+
+setup: $(VENV)/.installed
+
+# torch and torchvision are pinned and installed first: pip then finds the local wheels instead of pulling
+# a newer multi-GB build (see docs/install.md).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo: setup
+	$(BIN)/woodseg demo
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: setup browser
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

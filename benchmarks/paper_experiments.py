@@ -1,0 +1,288 @@
+"""The paper's experiments on the embedded spurious-context benchmark, with several training seeds.
+
+    python benchmarks/paper_experiments.py table1  --seeds 0 1 2     # baseline vs W-OoD (paper, official)
+    python benchmarks/paper_experiments.py table5  --seeds 0 1 2     # loss ablations (a)-(f)
+    python benchmarks/paper_experiments.py table4  --seeds 0 1 2     # K sweep, clustering by predicted class
+    python benchmarks/paper_experiments.py fig5a   --seeds 0 1 2     # |D_ood| from 0 to all
+    python benchmarks/paper_experiments.py fig5b   --seeds 0 1 2     # fixed labelling budget |D_in| + |D_ood|
+    python benchmarks/paper_experiments.py tableA2 --seeds 0 1 2     # tau x lambda grid
+    python benchmarks/paper_experiments.py all     --seeds 0 1 2
+
+Per training seed s, every experiment shares one F_in (the baseline, ``train.seed=s``) and one hard-OoD
+list mined from the candidate pool with it (p(c) >= 0.5, simulated reviewer, 40 per class). All W-OoD
+runs fine-tune that F_in with the demo config's schedule. Runs live under ``--work`` (default
+``benchmarks/runs``) and are skipped when finished, so the script resumes after an interruption and
+experiments reuse each other's runs (row (f) of Table 5 is Table 1's W-OoD run).
+
+Results: ``benchmarks/results/<experiment>.md`` and ``.csv`` with mean +- std over seeds of the seed
+mIoU, precision, recall and F1 (%) on the judged split, the exact command, the benchmark version and the
+machine. The numbers in the README are copied from those files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from woodseg.config import Config, load_config
+from woodseg.data.benchmark import read_pool_truth
+from woodseg.data.ood_list import read_ood_list
+from woodseg.fsutil import atomic_write_text
+from woodseg.pipeline.demo import benchmark_spec, benchmark_tag
+from woodseg.pipeline.steps import derive, mine_hard_ood, ood_subset, seed_stage, train_stage
+
+HERE = Path(__file__).resolve().parent
+METRICS = ("miou", "precision", "recall", "f1")
+
+
+@dataclass
+class Run:
+    """One classifier to train and judge: a label and its config overrides relative to the W-OoD base."""
+
+    label: str
+    key: str  # folder name, shared between experiments that mean the same run
+    overrides: dict[str, Any] = field(default_factory=dict)
+    baseline_itself: bool = False  # F_in, not a fine-tuned run
+    ood_subset: int | None = None  # |D_ood| (seeded random subset of the mined list); None = all
+    din_subset: int | None = None  # |D_in| for the labelling-budget experiment (own F_in on the subset)
+
+
+def table1() -> list[Run]:
+    return [
+        Run("baseline F_in (CAM)", "baseline", baseline_itself=True),
+        Run("F_in + 5 epochs, no OoD (Table 5 a)", "a"),
+        Run("+ W-OoD (paper)", "paper"),
+        Run("+ W-OoD (official)", "official", {"wood": {"variant": "official"}}),
+    ]
+
+
+def table5() -> list[Run]:
+    rows = {"a": (False, False, False), "b": (True, False, False), "c": (False, True, True),
+            "d": (True, True, False), "e": (True, False, True), "f": (True, True, True)}
+    out = []
+    for row, (cls_ood, d_in, d_ood) in rows.items():
+        if row == "a":
+            out.append(Run("(a) L_cls D_in", "a"))
+            continue
+        key = "paper" if row == "f" else f"t5{row}"
+        name = {"b": "(b) + L_cls D_ood", "c": "(c) + L_d D_in, D_ood", "d": "(d) + L_cls D_ood, L_d D_in",
+                "e": "(e) + L_cls D_ood, L_d D_ood", "f": "(f) all (W-OoD)"}[row]
+        out.append(Run(name, key, {"wood": {"use_cls_ood": cls_ood, "use_d_in": d_in, "use_d_ood": d_ood}}))
+    return out
+
+
+def table4() -> list[Run]:
+    out = [Run("predicted classes (K = C = 6)", "t4pred", {"wood": {"clustering": "predicted_class"}})]
+    for k in (6, 20, 30, 50, 70):
+        out.append(Run(f"K-means K = {k}", "paper" if k == 50 else f"t4k{k}", {"wood": {"K": k}}))
+    return out
+
+
+def fig5a() -> list[Run]:
+    out = [Run("|D_ood| = 0", "a")]
+    for n in (6, 24, 96):
+        out.append(Run(f"|D_ood| = {n}", f"f5a{n}", ood_subset=n))
+    out.append(Run("|D_ood| = all (240)", "paper"))
+    return out
+
+
+def fig5b() -> list[Run]:
+    out = [Run("|D_in| 900 + |D_ood| 0", "a")]
+    for n_ood in (40, 120):
+        out.append(Run(f"|D_in| {900 - n_ood} + |D_ood| {n_ood}", f"f5b{n_ood}", ood_subset=n_ood,
+                       din_subset=900 - n_ood))
+    return out
+
+
+def table_a2() -> list[Run]:
+    out = []
+    for tau, lams in ((0.1, (0.007, 0.014)), (0.2, (0.0035, 0.007, 0.014)), (0.3, (0.0035, 0.007))):
+        for lam in lams:
+            key = "paper" if (tau, lam) == (0.2, 0.007) else f"a2t{tau}l{lam}"
+            out.append(Run(f"tau {int(tau * 100)}%, lambda {lam}", key, {"wood": {"tau": tau, "lam": lam}}))
+    return out
+
+
+EXPERIMENTS: dict[str, tuple[str, Callable[[], list[Run]]]] = {
+    "table1": ("Table 1: seed quality, baseline vs W-OoD", table1),
+    "table5": ("Table 5: loss ablations", table5),
+    "table4": ("Table 4: constructing P_ood", table4),
+    "fig5a": ("Fig. 5a: amount of hard OoD (|D_in| = 900)", fig5a),
+    "fig5b": ("Fig. 5b: fixed labelling budget |D_in| + |D_ood| = 900", fig5b),
+    "tableA2": ("Table A2: tau x lambda", table_a2),
+}
+
+
+class Seeds:
+    """Per training seed: F_in and its mined hard-OoD list (made once, shared by every experiment)."""
+
+    def __init__(self, base: Config, work: Path, progress: bool) -> None:
+        self.base, self.work, self.progress = base, work, progress
+        self.root = Path(base.data.root)
+        self.truth = read_pool_truth(self.root)
+
+    def baseline_cfg(self, seed: int, din: int | None = None) -> Config:
+        b = self.base
+        suffix = "" if din is None else f"-din{din}"
+        over: dict[str, Any] = {"name": f"baseline{suffix}", "out_dir": str(self.work / f"seed{seed}" / f"baseline{suffix}"),
+                                "wood": {"variant": "none"}, "train": {"epochs": b.demo.baseline_epochs, "lr": b.demo.baseline_lr,
+                                                                       "seed": seed, "init_from": None}}
+        if din is not None:
+            over["data"] = {"train_split": self.din_split(seed, din)}
+        return derive(b, **over)
+
+    def din_split(self, seed: int, n: int) -> str:
+        """A seeded random subset of train_aug that keeps the judged train split inside it."""
+        from woodseg.data.voc import read_voc
+
+        ds = read_voc(self.root)
+        name = f"train_aug_{n}_s{seed}"
+        path = self.root / "ImageSets" / "Segmentation" / f"{name}.txt"
+        if not path.exists():
+            keep = set(ds.ids("train"))
+            rest = [i for i in ds.ids("train_aug") if i not in keep]
+            pick = np.random.default_rng(seed).choice(len(rest), size=n - len(keep), replace=False)
+            ids = sorted(keep | {rest[i] for i in pick})
+            atomic_write_text(path, "".join(f"{i}\n" for i in ids))
+        return name
+
+    def f_in(self, seed: int, din: int | None = None) -> Path:
+        cfg = self.baseline_cfg(seed, din)
+        return train_stage(cfg, progress=self.progress)
+
+    def mined(self, seed: int) -> Path:
+        pool_root = self.root / "ood_pool"
+        pool = read_ood_list(pool_root / "pool.txt", pool_root)
+
+        def is_positive(entry: str, class_name: str) -> bool:
+            return class_name in self.truth[Path(entry).stem].classes
+
+        return mine_hard_ood(self.f_in(seed), pool, pool_root, self.work / f"seed{seed}" / "ood",
+                             is_positive=is_positive, threshold=self.base.demo.ood_threshold,
+                             per_class=self.base.demo.ood_per_class, long_side=self.base.wood.ood_long_side,
+                             batch_size=self.base.train.batch_size, progress=self.progress).ood_list
+
+
+def run_one(run: Run, seed: int, seeds: Seeds, eval_splits: list[str]) -> dict[str, Any]:
+    base, work = seeds.base, seeds.work
+    if run.baseline_itself:
+        cfg = seeds.baseline_cfg(seed)
+        seeds.f_in(seed)
+    else:
+        f_in = seeds.f_in(seed, run.din_subset)
+        over = json.loads(json.dumps(run.overrides))
+        over.setdefault("wood", {})
+        over.setdefault("train", {})
+        over["train"].update({"seed": seed, "init_from": str(f_in)})
+        if run.key == "a" or run.key.startswith("a_"):
+            over["wood"]["variant"] = "none"
+        else:
+            over["wood"].setdefault("variant", "paper")
+            mined = seeds.mined(seed)
+            root = seeds.root / "ood_pool"
+            if run.ood_subset is not None:
+                mined = ood_subset(mined, root, run.ood_subset, seed, work / f"seed{seed}" / f"ood_{run.ood_subset}.txt")
+                n = len(read_ood_list(mined, root))
+                over["wood"]["K"] = min(over["wood"].get("K", base.wood.K), n)
+            over["data"] = {"ood_list": str(mined), "ood_root": str(root)}
+        if run.din_subset is not None:
+            over.setdefault("data", {})["train_split"] = seeds.din_split(seed, run.din_subset)
+        cfg = derive(base, name=run.key, out_dir=str(work / f"seed{seed}" / run.key), **over)
+        train_stage(cfg, progress=seeds.progress)
+    cfg = derive(cfg, cam={"splits": eval_splits}, data={"heldout_split": eval_splits[1] if len(eval_splits) > 1 else None})
+    res = seed_stage(cfg, progress=seeds.progress, quiet_table=True,
+                     extra_protocol={"benchmark": benchmark_tag(benchmark_spec(base)), "train_seed": seed})
+    return {s: res[s]["best"] for s in eval_splits} | {"protocol": res[eval_splits[0]]["protocol"]}
+
+
+def summarise(name: str, runs: list[Run], results: dict[str, list[dict[str, Any]]], splits: list[str],
+              command: str, base: Config, seeds: list[int], seconds: float) -> str:
+    title = EXPERIMENTS[name][0]
+    first = next(iter(results.values()))[0]
+    proto = first["protocol"]
+    lines = [f"# {title}", "",
+             f"Benchmark: {benchmark_tag(benchmark_spec(base))}. Training seeds: {seeds}. "
+             f"Mean +- std over seeds, in %.", "",
+             f"Protocol: seeds = {proto['method']} (scales {proto['scales']}, flip {proto['flip']}), CRF off, "
+             f"background = constant threshold plane; threshold = the best mIoU on split "
+             f"'{splits[0]}' per run{', applied unchanged to split ' + repr(splits[1]) if len(splits) > 1 else ''}; "
+             "P and R are per-class means incl. background; F1 = 2PR/(P+R) of the means.", ""]
+    csv_rows = []
+    for split in splits:
+        lines += [f"## split '{split}'", "", "| run | mIoU | precision | recall | F1 | threshold |", "|---|---|---|---|---|---|"]
+        for run in runs:
+            rows = [r[split] for r in results[run.label]]
+            cells = []
+            for m in METRICS:
+                v = 100 * np.array([r[m] for r in rows])
+                cells.append(f"{v.mean():.1f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.1f}")
+                csv_rows.append({"experiment": name, "split": split, "run": run.label, "metric": m,
+                                 "mean": round(float(v.mean()), 3),
+                                 "std": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 3),
+                                 "values": " ".join(f"{x:.2f}" for x in v)})
+            thr = ", ".join(f"{r['threshold']:.2f}" for r in rows)
+            lines.append(f"| {run.label} | " + " | ".join(cells) + f" | {thr} |")
+        lines.append("")
+    lines += ["Per-run values (one per seed) are in the CSV beside this file.", "",
+              f"Command: `{command}`", "",
+              f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+              f"{'GPU ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only'}; "
+              f"wall time {seconds / 60:.1f} min (runs shared with other experiments are counted where first made).", ""]
+    out_csv = io.StringIO()
+    w = csv.DictWriter(out_csv, fieldnames=list(csv_rows[0]))
+    w.writeheader()
+    w.writerows(csv_rows)
+    return "\n".join(lines), out_csv.getvalue()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment", choices=[*EXPERIMENTS, "all"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--config", default="demo", help="base config (bundled name or YAML); default: demo")
+    ap.add_argument("--work", type=Path, default=HERE / "runs")
+    ap.add_argument("--results", type=Path, default=HERE / "results")
+    ap.add_argument("--heldout", action="store_true", help="also judge the held-out split (slower)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--progress", action="store_true")
+    ap.add_argument("overrides", nargs="*", help="config overrides key=value")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from woodseg.data.benchmark import ensure_benchmark
+
+    base = load_config(args.config, args.overrides)
+    root = ensure_benchmark(benchmark_spec(base))
+    base = derive(base, data={"root": str(root)})
+    seeds = Seeds(base, args.work, args.progress)
+    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    for name in names:
+        t0 = time.perf_counter()
+        runs = EXPERIMENTS[name][1]()
+        splits = ["train", "val"] if (args.heldout or name == "table1") else ["train"]
+        results: dict[str, list[dict[str, Any]]] = {r.label: [] for r in runs}
+        for seed in args.seeds:
+            for run in runs:
+                print(f"[{name}] seed {seed}: {run.label}", flush=True)
+                results[run.label].append(run_one(run, seed, seeds, splits))
+        command = "python benchmarks/paper_experiments.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        md, table = summarise(name, runs, results, splits, command, base, args.seeds, time.perf_counter() - t0)
+        atomic_write_text(args.results / f"{name}.md", md)
+        atomic_write_text(args.results / f"{name}.csv", table)
+        print(md, flush=True)
+
+
+if __name__ == "__main__":
+    main()
