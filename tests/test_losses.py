@@ -184,7 +184,11 @@ def test_table5_switches_change_exactly_what_they_name(row):
         cc, valid, oc = centres
         pull = losses.pull_term(z, y_in, cc, valid).mean() if s["use_d_in"] else 0.0
         push = losses.push_term(z, oc, 0.4).mean() if s["use_d_ood"] else 0.0
-        assert terms["dist"].item() == pytest.approx(0.007 * float(torch.as_tensor(pull - push).detach()), rel=1e-4)
+        k = centres[2].shape[0]  # normalize_by_k: the published lambda's scale
+        assert terms["dist"].item() == pytest.approx(0.007 * float(torch.as_tensor(pull - push).detach()) / k,
+                                                     rel=1e-4)
+        literal = wood_objective(model, cfg.model_copy(update={"normalize_by_k": False}), x_in, y_in, x_ood, centres)
+        assert literal["dist"].item() == pytest.approx(k * terms["dist"].item(), rel=1e-4)
 
 
 def test_baseline_has_only_in_distribution_bce():

@@ -95,6 +95,9 @@ class WoodConfig(_Section):
     lam: float = Field(0.007, ge=0, description="lambda of Eq. 4.")
     tau: float = Field(0.2, gt=0, le=1, description="Fraction of the K OoD centres pushed away (top-tau% nearest).")
     K: int = Field(50, ge=1, description="Number of K-means OoD clusters.")
+    normalize_by_k: bool = Field(
+        True, description="paper: divide L_d by K. The published lambda = 0.007 was tuned with the official code, "
+        "which divides by B*K; without this, Eq. 2 read literally is K times stronger (and unbounded below).")
     clustering: Literal["kmeans", "predicted_class"] = Field("kmeans", description="Table 4: how P_ood is built.")
     kmeans_init: Literal["first", "k-means++"] = Field(
         "first", description="first: the first K OoD features in list order (official); k-means++: sklearn's."

@@ -12,6 +12,7 @@ from woodseg.config import Config, save_config
 from woodseg.data.build import load_dataset
 from woodseg.evaluate.seeds import curve_rows, describe, evaluate_seeds, row_at, seed_protocol
 from woodseg.fsutil import atomic_write_json
+from woodseg.seeds.stage import cam_splits
 
 
 def eval_stage(cfg: Config, *, seed_dir: Path | None = None, extra_protocol: dict[str, Any] | None = None,
@@ -38,7 +39,7 @@ def eval_stage(cfg: Config, *, seed_dir: Path | None = None, extra_protocol: dic
         results[cfg.data.seed_split]["fixed"] = row_at(main["thresholds"], main["confusions"],
                                                        cfg.eval.fixed_threshold, labels)
     held = cfg.data.heldout_split
-    if held and held in ds.splits and ds.has_masks(held):
+    if held and held in cam_splits(cfg) and held in ds.splits and ds.has_masks(held):
         ho = evaluate_seeds(ds, held, seed_dir, thresholds, progress)
         sel_h = f"fixed at the best threshold of split {cfg.data.seed_split}"
         results[held] = {

@@ -63,6 +63,8 @@ def wood_objective(model: torch.nn.Module, cfg: WoodConfig, x_in: torch.Tensor, 
         if v == "paper":
             d = losses.distance_loss(z_in, y_in, class_centres, ood_centres, cfg.tau, class_valid=class_valid,
                                      use_pull=cfg.use_d_in, use_push=cfg.use_d_ood)
+            if cfg.normalize_by_k:
+                d = d / ood_centres.shape[0]
         else:
             d = losses.official_distance_loss(z_in, y_in * class_valid[None].to(y_in.dtype), class_centres,
                                               ood_centres, cfg.tau, use_pull=cfg.use_d_in, use_push=cfg.use_d_ood)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from woodseg.data.benchmark.materials import material
 from woodseg.data.benchmark.scenes import Scene
 from woodseg.data.benchmark.shapes import Sprite, class_sprite, distractor_sprite
 from woodseg.data.benchmark.sources import FILL_SOURCES, PHOTOS
@@ -52,12 +53,16 @@ class Composition:
     distractors: list[str]
 
 
-def paint(sprite: Sprite, rng: np.random.Generator) -> np.ndarray:
-    """Colour a sprite: photo-crop fill, jittered colour, top lighting, part shading, screen content."""
+def paint(sprite: Sprite, rng: np.random.Generator, cls: str | None = None) -> np.ndarray:
+    """Colour a sprite: its class's material (distractors: a photo-crop fill with jittered colour), top
+    lighting, part shading, screen content."""
     h, w = sprite.shape
-    src = str(rng.choice(FILL_SOURCES))
-    fill = as_rgb(crop_resize(rng, src, h, w, zoom=(0.3, 2.5), rotate90=True))
-    rgb = jitter_colour(fill, rng, hue=180.0, sat=(0.5, 1.4), bright=(0.55, 1.35))
+    if cls is None:
+        src = str(rng.choice(FILL_SOURCES))
+        fill = as_rgb(crop_resize(rng, src, h, w, zoom=(0.3, 2.5), rotate90=True))
+        rgb = jitter_colour(fill, rng, hue=180.0, sat=(0.5, 1.4), bright=(0.55, 1.35))
+    else:
+        rgb = material(cls, rng, h, w)
     k = uniform(rng, 0.05, 0.45)
     rgb = rgb * (1.0 + k * np.linspace(0.5, -0.5, h, dtype=np.float32))[:, None, None]
     if sprite.dark.any():
@@ -166,7 +171,7 @@ def compose(scene: Scene, object_classes: tuple[str, ...], n_distractors: int, r
                 grounded = cls in GROUND_CLASSES or (cls == "aeroplane" and scene.name == "runway")
                 size = min(0.95 * side, max(MIN_OBJECT_PX, log_uniform(rng, lo, hi) * side) * grow)
                 sp = _sprite(cls, rng, size, spec, on_ground=grounded and scene.ground_top is not None)
-                sprites.append((cls, sp, paint(sp, rng), grounded))
+                sprites.append((cls, sp, paint(sp, rng, cls), grounded))
         result = _try_place(base, scene, sprites, rng, spec)
         if result is not None:
             image, mask, objects = result

@@ -30,9 +30,9 @@ neutral_offcontext [0.5]
     Of the off-context images, the fraction that get a neutral scene (the rest: another class's context).
 multilabel_rate [0.20]
     Fraction of in-distribution images with two classes (exact count, rounded).
-object_count_probs [(0.6, 0.25, 0.15)]
+object_count_probs [(0.7, 0.2, 0.1)]
     Probability of 1, 2 or 3 objects in an image (a two-class image has at least two).
-object_scale [(0.12, 0.45)]
+object_scale [(0.4, 0.9)]
     Range of an object's longer side as a fraction of the shorter image side (log-uniform).
 max_rotation_deg [12.0]
     Objects are rotated uniformly within +-this (and mirrored half of the time).
@@ -54,7 +54,7 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-BENCHMARK_VERSION = "1.0"
+BENCHMARK_VERSION = "1.1"
 """Bump on any change to what is drawn; the cache keys on it."""
 
 CLASSES: tuple[str, ...] = ("aeroplane", "bird", "boat", "horse", "train", "tvmonitor")
@@ -110,8 +110,8 @@ class BenchmarkSpec:
     cooccurrence: float = 0.85
     neutral_offcontext: float = 0.5
     multilabel_rate: float = 0.20
-    object_count_probs: tuple[float, float, float] = (0.6, 0.25, 0.15)
-    object_scale: tuple[float, float] = (0.12, 0.45)
+    object_count_probs: tuple[float, float, float] = (0.7, 0.2, 0.1)
+    object_scale: tuple[float, float] = (0.4, 0.9)
     max_rotation_deg: float = 12.0
     distractor_rate: float = 0.35
     min_visible_frac: float = 0.35
