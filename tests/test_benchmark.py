@@ -303,11 +303,11 @@ def test_default_cache_dir_follows_env(tmp_path: Path, monkeypatch: pytest.Monke
 def test_spec_identity_and_presets() -> None:
     spec = BenchmarkSpec()
     assert (spec.height, spec.width, spec.n_train_aug, spec.n_train, spec.n_val, spec.n_pool) == (
-        112, 112, 900, 300, 300, 1200)
+        112, 112, 900, 200, 200, 1200)
     assert BenchmarkSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert spec.hash() != BenchmarkSpec(seed=1).hash()
     half = spec.scaled(0.5)
-    assert (half.n_train_aug, half.n_train, half.n_val, half.n_pool) == (450, 150, 150, 600)
+    assert (half.n_train_aug, half.n_train, half.n_val, half.n_pool) == (450, 100, 100, 600)
     with pytest.raises(ValueError):
         BenchmarkSpec(n_train=10, n_train_aug=5)
     with pytest.raises(ValueError):

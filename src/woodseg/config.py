@@ -164,7 +164,7 @@ class DemoConfig(_Section):
 
     benchmark_seed: int = Field(0, description="Seed of the generated benchmark (its content is a function of it).")
     benchmark_scale: float = Field(1.0, gt=0, description="Multiplies the benchmark's image counts.")
-    baseline_epochs: int = Field(10, ge=1, description="Epochs of the in-distribution classifier F_in.")
+    baseline_epochs: int = Field(8, ge=1, description="Epochs of the in-distribution classifier F_in.")
     baseline_lr: float = Field(0.02, gt=0, description="Backbone learning rate of F_in.")
     ood_threshold: float = Field(0.5, ge=0, le=1, description="Keep pool images with p(c) >= this (paper: 0.5).")
     ood_per_class: int = Field(40, ge=1, description="Hard OoD images the (simulated) reviewer keeps per class.")

@@ -169,7 +169,7 @@ def _throughput(runs: dict[str, Config]) -> dict[str, float]:
         if path.exists():
             rows = read_jsonl(path)[1:]  # the first step includes start-up
             if rows:
-                out[f"train images/s: {label}"] = sum(r["images_per_s"] for r in rows) / len(rows)
+                out[f"train, in-distribution images/s: {label}"] = sum(r["images_per_s"] for r in rows) / len(rows)
     return out
 
 

@@ -10,7 +10,7 @@ seed [0]
     ``SeedSequence([seed, stream, index])``, so an image does not change when another split is resized.
 height, width [112, 112]
     Image size in pixels (any size works; textures and shapes scale with it).
-n_train_aug [900], n_train [300], n_val [300]
+n_train_aug [900], n_train [200], n_val [200]
     In-distribution images. ``train`` is a seeded random subset of ``train_aug`` (the paper judges seeds
     on VOC train, a subset of train_aug); ``val`` is disjoint from train_aug.
 n_pool [1200]
@@ -102,8 +102,8 @@ class BenchmarkSpec:
     height: int = 112
     width: int = 112
     n_train_aug: int = 900
-    n_train: int = 300
-    n_val: int = 300
+    n_train: int = 200
+    n_val: int = 200
     n_pool: int = 1200
     pool_hard_frac: float = 0.45
     pool_positive_rate: float = 0.15
