@@ -141,7 +141,13 @@ TABLE5_ROWS: dict[str, dict[str, bool]] = {
 
 
 class CamConfig(_Section):
-    """Multi-scale CAM seeds (IRN's make_cam)."""
+    """Multi-scale localization-map seeds: CAM (IRN's make_cam) or AdvCAM (anti-adversarial CAM)."""
+
+    method: Literal["cam", "advcam"] = Field("cam", description="cam: IRN's CAM; advcam: AdvCAM (Lee et al., CVPR 2021).")
+    adv_iters: int = Field(27, ge=0, description="advcam: anti-adversarial iterations T (13 at scale 0.5, as the code).")
+    adv_step: float = Field(0.08, gt=0, description="advcam: step size xi (gradient divided by its max).")
+    adv_coeff: float = Field(7.0, ge=0, description="advcam: weight lambda of the restriction term L_AD.")
+    adv_score_th: float = Field(0.5, gt=0, lt=1, description="advcam: restriction mask = map > this share of its max.")
 
     scales: list[float] = Field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0], description="Inference scales (IRN).")
     flip: bool = Field(True, description="Add each scale's horizontal flip (ReLU before the flip-sum).")

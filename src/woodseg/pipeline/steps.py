@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from woodseg.config import Config, build_config, merge
 from woodseg.data.dataset import OodSet
@@ -121,7 +120,6 @@ def mine_hard_ood(checkpoint: Path, pool: OodSet, pool_root: Path, out_dir: Path
         "classes": {k: o.to_json() for k, o in outcomes.items()},
         "total": {"reviewed": total_rev, "rejected": total_rej, "kept": len(entries),
                   "r": total_rej / total_rev if total_rev else 0.0},
-        "scores_fingerprint": float(np.nansum(scores)),
     }
     atomic_write_json(review_path, review)
     return MiningResult(list_path, review, review["n_candidates"])
@@ -137,8 +135,3 @@ def ood_subset(list_path: Path, root: Path, n: int | None, seed: int, out: Path)
         ids = [ood.ids[i] for i in pick]
     write_ood_list(out, ids)
     return out
-
-
-def device_of(cfg: Config) -> str:
-    return "cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else (
-        "cpu" if cfg.train.device == "auto" else cfg.train.device)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,10 @@ def multiscale_cams(model: CamNet, images: Sequence[np.ndarray], scales: Sequenc
     return cam4, high
 
 
+#: ``seed_fn(images, keys per image) -> (stride-4 maps, full-res maps)``, every model output, un-normalised.
+SeedFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], tuple[torch.Tensor, torch.Tensor]]
+
+
 def normalise_keys(maps: torch.Tensor, keys: np.ndarray) -> np.ndarray:
     """Keep the image's classes and divide each by its max + 1e-5: [n, h, w] in [0, 1)."""
     sel = maps[torch.as_tensor(keys, dtype=torch.long)]
@@ -80,8 +84,13 @@ def normalise_keys(maps: torch.Tensor, keys: np.ndarray) -> np.ndarray:
 def make_cams(model: CamNet, ds: LabelledImageSet, ids: Sequence[str], out_dir: Path, *, scales: Sequence[float],
               flip: bool = True, dtype: str = "float32", device: str | torch.device = "cpu", batch_size: int = 8,
               protocol: dict | None = None, restart: bool = False, skip_bad: bool = False,
-              progress: bool = True) -> list[str]:
-    """Write ``<out_dir>/<id>.npz`` for every id without one; returns the ids written. Resumable."""
+              progress: bool = True, seed_fn: SeedFn | None = None) -> list[str]:
+    """Write ``<out_dir>/<id>.npz`` for every id without one; returns the ids written. Resumable.
+
+    ``seed_fn(images, keys)`` replaces :func:`multiscale_cams` (e.g. AdvCAM,
+    :func:`woodseg.seeds.advcam.advcam_seed_fn`): it gets a batch of equally sized images and each one's
+    class indices and returns un-normalised (stride-4 [B, C, h4, w4], full-res [B, C, H, W]) maps.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_index(out_dir, protocol or {}, restart)
@@ -92,9 +101,12 @@ def make_cams(model: CamNet, ds: LabelledImageSet, ids: Sequence[str], out_dir: 
     bar = tqdm(total=len(todo), desc="cams", unit="img", disable=not progress, dynamic_ncols=True)
 
     def flush(items: list[tuple[str, np.ndarray]]) -> None:
-        cam4, high = multiscale_cams(model, [im for _, im in items], scales, flip, device)
-        for j, (image_id, im) in enumerate(items):
-            keys = np.flatnonzero(ds.label(image_id) > 0.5).astype(np.int64)
+        all_keys = [np.flatnonzero(ds.label(image_id) > 0.5).astype(np.int64) for image_id, _ in items]
+        if seed_fn is None:
+            cam4, high = multiscale_cams(model, [im for _, im in items], scales, flip, device)
+        else:
+            cam4, high = seed_fn([im for _, im in items], all_keys)
+        for j, ((image_id, im), keys) in enumerate(zip(items, all_keys, strict=True)):
             seed = Seed(keys, normalise_keys(cam4[j], keys).astype(dtype), normalise_keys(high[j], keys).astype(dtype),
                         np.asarray(scales, np.float32), im.shape[:2])
             save_seed(out_dir / f"{image_id}.npz", seed)
