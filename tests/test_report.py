@@ -239,3 +239,27 @@ def test_best_threshold_at_the_end_of_the_sweep_is_flagged(tmp_path):
     assert "lowest" in _edge_warning(run(0.1), "train")
     assert _edge_warning(run(0.2), "train") is None
     assert _edge_warning(run(0.3), "val") is None  # not chosen on that split
+
+
+def test_tsne_without_any_confused_ood_image_still_embeds(runs, monkeypatch):
+    """No OoD image predicted as the chosen class: the embedding holds only in-distribution points."""
+    from woodseg.models.inference import Predictions
+    from woodseg.report import tsne
+    from woodseg.report.runs import load_run
+
+    real = tsne._predict
+
+    def never_confused(model, paths, device):
+        pred = real(model, paths, device)
+        logits = np.full_like(pred.logits, -10.0)
+        logits[:, 0] = -5.0  # every image's top class is class 0, with p < 0.5
+        return Predictions(pred.features, logits, pred.failed)
+
+    monkeypatch.setattr(tsne, "_predict", never_confused)
+    ds = runs["ds"]
+    before, after = (load_run(name, path) for name, path in runs["runs"].items())
+    result = tsne.feature_tsne(ds, before, after, sorted((runs["root"] / "ood").glob("*.jpg")), [CLASSES[1]],
+                               max_per_group=8)
+    assert result.counts[CLASSES[1]]["ood"] == 0
+    assert result.counts[CLASSES[1]]["in"] > 0
+    assert result.png is not None

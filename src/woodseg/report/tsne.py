@@ -142,7 +142,8 @@ def feature_tsne(ds: LabelledImageSet, before: RunData, after: RunData, ood_path
         if ood_feats is None:
             ood_feats = (_predict(model, [ood_paths[j] for j, _ in ood_sel], device).features if ood_sel
                          else np.zeros((0, feats_in.shape[1]), np.float32))
-        x = np.concatenate([feats_in.reshape(len(in_sel), -1), ood_feats.reshape(len(ood_sel), -1)])
+        parts = [f for f in (feats_in, ood_feats) if len(f)]  # either group may be empty
+        x = np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
         keep = np.isfinite(x).all(1)
         g = [gr for gr, k in zip(groups, keep, strict=True) if k]
         if keep.sum() < MIN_POINTS:
