@@ -105,7 +105,8 @@ def per_class_bars(labels: Sequence[str], series: Sequence[tuple[str, np.ndarray
     if delta_of is not None and len(series) > 1:
         base = np.asarray(series[0][1], dtype=np.float64)
         other = np.asarray(dict((s[0], s[1]) for s in series)[delta_of], dtype=np.float64)
-        top = 100 * np.nanmax(np.vstack([np.asarray(s[1], dtype=np.float64) for s in series]), axis=0)
+        stacked = np.vstack([np.asarray(s[1], dtype=np.float64) for s in series])
+        top = 100 * np.where(np.isnan(stacked), -np.inf, stacked).max(axis=0)  # -inf: absent everywhere
         for xi, d, t in zip(x, 100 * (other - base), top, strict=True):
             if np.isfinite(d):
                 ax.text(xi, (t if np.isfinite(t) else 0) + 1.5, f"{d:+.1f}", ha="center", va="bottom", fontsize=8,
