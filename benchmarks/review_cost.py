@@ -46,6 +46,7 @@ from woodseg.ood.simulate import effort_for_n, simulate_from_candidates  # noqa:
 from woodseg.pipeline.demo import benchmark_spec, benchmark_tag  # noqa: E402
 from woodseg.pipeline.steps import derive  # noqa: E402
 
+SWEEP = (0.5, 0.7, 0.8, 0.9, 0.95)
 ORDERS = [("p(c) order (paper)", "p", None), ("demote compactness flag", "demote", "compactness"),
           ("demote stability flag", "demote", "stability")]
 
@@ -75,6 +76,19 @@ def measure_seed(seeds: Seeds, seed: int, n: int, flag_threshold: float) -> dict
                 fn += (not flagged) and pos
         out["flags"][flag] = {"precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1),
                               "flagged": tp + fp}
+    out["sweep"] = {}
+    for flag in ("compactness", "stability"):  # the trade-off at other flag thresholds (no training)
+        for th in SWEEP:
+            looks = rejected = 0
+            for cls, lst in cands.items():
+                o = effort_for_n([positive(c.entry, cls) for c in order_candidates(lst, "demote", flag, th)], n, cls)
+                looks += o.reviewed
+                rejected += o.rejected
+            flagged = [(getattr(c, flag) >= th, positive(c.entry, cls)) for cls, lst in cands.items() for c in lst]
+            tp = sum(f and p for f, p in flagged)
+            out["sweep"][(flag, th)] = {"looks": looks, "r": rejected / max(looks, 1),
+                                        "precision": tp / max(sum(f for f, _ in flagged), 1),
+                                        "recall": tp / max(sum(p for _, p in flagged), 1)}
     for label, mode, flag in ORDERS:
         looks = rejected = 0
         for cls, lst in cands.items():
@@ -145,6 +159,17 @@ def main() -> None:
         fl = np.array([m["flags"][flag]["flagged"] for m, *_ in per_seed], float)
         lines.append(f"| {flag} | {p.mean():.3f} +- {_sd(p):.3f} | {rc.mean():.3f} +- {_sd(rc):.3f} | {fl.mean():.0f} |")
         rows.append({"what": "flag", "order": flag, "precision": p.mean(), "recall": rc.mean()})
+    lines += ["", "## Flag threshold sweep (demote order; looks and r for n per class, flag precision / recall)", "",
+              "| flag | threshold | looks | r | flag precision | flag recall |", "|---|---|---|---|---|---|"]
+    for flag in ("compactness", "stability"):
+        for th in SWEEP:
+            vals = {k: np.array([m["sweep"][(flag, th)][k] for m, *_ in per_seed], float)
+                    for k in ("looks", "r", "precision", "recall")}
+            lines.append(f"| {flag} | {th} | {vals['looks'].mean():.1f} +- {_sd(vals['looks']):.1f} | "
+                         f"{vals['r'].mean():.3f} | {vals['precision'].mean():.3f} | {vals['recall'].mean():.3f} |")
+            rows.append({"what": "sweep", "order": f"{flag}@{th}", "looks_mean": vals["looks"].mean(),
+                         "r_mean": vals["r"].mean(), "precision": vals["precision"].mean(),
+                         "recall": vals["recall"].mean()})
     lines += ["", "## Usefulness: W-OoD seed quality on split 'train' (paper variant)", "",
               "| hard-OoD list from | mIoU | precision | recall | F1 |", "|---|---|---|---|---|"]
     for label, idx in (("baseline F_in (no OoD)", 3), ("p(c) order", 1), ("demoted flag order", 2)):
