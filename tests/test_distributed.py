@@ -30,6 +30,7 @@ def test_torchrun_two_processes(tiny_voc, tmp_path):
     assert state["finished"] and state["step"] == 3  # 24 images / global batch 8, one epoch
     records = read_jsonl(base / "classifier/metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]  # only rank 0 logs
+    assert proc.stdout.count("classifier:") == 1  # and only rank 0 prints the result line
     # W-OoD with centres computed on rank 0 and shared through the file
     wood = tmp_path / "wood"
     over = tiny_overrides(tiny_voc, wood, **{"wood.variant": "official", "train.threads": 1,

@@ -6,6 +6,7 @@ so stages can be re-run, resumed after a crash (they skip finished work) and ins
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -58,7 +59,8 @@ def register_stage_commands(app: typer.Typer) -> None:
         from woodseg.train.classifier import train_classifier
 
         path = train_classifier(load_config(config, overrides or []), restart=restart, progress=not quiet)
-        typer.echo(f"classifier: {path}")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
+            typer.echo(f"classifier: {path}")
 
     @app.command()
     def cam(config: str = ConfigOpt, overrides: list[str] = OverridesArg, restart: bool = RestartOpt,
