@@ -245,13 +245,15 @@ def summarise(name: str, runs: list[Run], results: dict[str, list[dict[str, Any]
                                  "std": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 3),
                                  "values": " ".join(f"{x:.2f}" for x in v)})
             thr = ", ".join(f"{r['threshold']:.2f}" for r in rows)
-            lines.append(f"| {run.label} | " + " | ".join(cells) + f" | {thr} |")
+            label = run.label.replace("|", "\\|")  # |D_ood| must not split the Markdown cell
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {thr} |")
         lines.append("")
     lines += ["Per-run values (one per seed) are in the CSV beside this file.", "",
               f"Command: `{command}`", "",
               f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
               f"{'GPU ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only'}; "
-              f"wall time {seconds / 60:.1f} min (runs shared with other experiments are counted where first made).", ""]
+              f"wall time of this invocation {seconds / 60:.1f} min (runs already finished, by an earlier invocation or "
+              "another experiment, are reused, not timed again).", ""]
     out_csv = io.StringIO()
     w = csv.DictWriter(out_csv, fieldnames=list(csv_rows[0]))
     w.writeheader()
