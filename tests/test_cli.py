@@ -355,3 +355,23 @@ def test_bad_input_as_real_process(tmp_path):
     proc = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=60, env={**os.environ,
                                                                                               "COLUMNS": "200"})
     assert proc.returncode == 0 and "train" in proc.stdout and "W-OoD" in proc.stdout
+
+
+def test_loss_balance_script(runs, tmp_path):
+    """benchmarks/loss_balance.py on a finished W-OoD run: every term, finite gradients, and the OoD BCE term
+    leaves the in-distribution features alone."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "loss_balance.py"
+    spec = importlib.util.spec_from_file_location("loss_balance", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.term_gradients(runs.wood, batches=1)
+    assert set(res) == {"cls_in", "cls_ood", "dist"}
+    for row in res.values():
+        assert all(math.isfinite(v) for v in row.values())
+        assert row["backbone"] > 0
+    assert res["cls_ood"]["z"] == 0.0 and res["cls_in"]["z"] > 0 and res["dist"]["z"] > 0
+    out = tmp_path / "balance.md"
+    mod.main([str(runs.wood), "--batches", "1", "--out", str(out)])
+    assert "| dist |" in out.read_text() and "variant paper" in out.read_text()
