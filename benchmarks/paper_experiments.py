@@ -121,6 +121,7 @@ def causes() -> list[Run]:
     return [
         Run("W-OoD (paper): lambda 0.007, centres once from F_in, OoD batch 32", "paper"),
         Run("lambda x 10 (0.07)", "clam10", {"wood": {"lam": 0.07}}),
+        Run("lambda x 30 (0.21)", "clam30", {"wood": {"lam": 0.21}}),
         Run("centres refreshed every epoch", "crefresh", {"wood": {"refresh_every": 1}}),
         Run("OoD batch 64 (twice the in-distribution batch)", "cood64", {"wood": {"ood_batch_size": 64}}),
     ]
