@@ -100,8 +100,9 @@ def main() -> None:
              f"torch {torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}; channels_last; "
              f"{args.reps} timed repetitions after warm-up.", "",
              "| path | setting | images/s |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c:.1f} |" for a, b, c in rows]
+    lines += [f"| {a} | {b} | {c:,.0f} |" if c >= 100 else f"| {a} | {b} | {c:.3g} |" for a, b, c in rows]
     lines += ["", f"Command: `python benchmarks/throughput.py{' --voc' if args.voc else ''}"
+                  f"{'' if args.reps == 5 else f' --reps {args.reps}'}"
                   f"{'' if args.threads == torch.get_num_threads() else f' --threads {args.threads}'}`", ""]
     md = "\n".join(lines)
     atomic_write_text(HERE / "results" / f"throughput{'-voc' if args.voc else ''}.md", md)
