@@ -64,38 +64,33 @@ def measure_seed(seeds: Seeds, seed: int, n: int, flag_threshold: float) -> dict
     def positive(entry: str, cls: str) -> bool:
         return cls in seeds.truth[Path(entry).stem].classes
 
-    out: dict[str, Any] = {"orders": {}, "flags": {}}
-    for flag in ("compactness", "stability"):
-        tp = fp = fn = 0
-        for cls, lst in cands.items():
-            for c in lst:
-                flagged = getattr(c, flag) >= flag_threshold
-                pos = positive(c.entry, cls)
-                tp += flagged and pos
-                fp += flagged and not pos
-                fn += (not flagged) and pos
-        out["flags"][flag] = {"precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1),
-                              "flagged": tp + fp}
-    out["sweep"] = {}
-    for flag in ("compactness", "stability"):  # the trade-off at other flag thresholds (no training)
-        for th in SWEEP:
-            looks = rejected = 0
-            for cls, lst in cands.items():
-                o = effort_for_n([positive(c.entry, cls) for c in order_candidates(lst, "demote", flag, th)], n, cls)
-                looks += o.reviewed
-                rejected += o.rejected
-            flagged = [(getattr(c, flag) >= th, positive(c.entry, cls)) for cls, lst in cands.items() for c in lst]
-            tp = sum(f and p for f, p in flagged)
-            out["sweep"][(flag, th)] = {"looks": looks, "r": rejected / max(looks, 1),
-                                        "precision": tp / max(sum(f for f, _ in flagged), 1),
-                                        "recall": tp / max(sum(p for _, p in flagged), 1)}
-    for label, mode, flag in ORDERS:
+    def effort(mode: str, flag: str | None, th: float) -> tuple[int, int]:
+        """(looks, rejected) to keep n hard OoD per class, summed over classes, in this review order."""
         looks = rejected = 0
         for cls, lst in cands.items():
-            ordered = order_candidates(lst, mode, flag, flag_threshold)
-            o = effort_for_n([positive(c.entry, cls) for c in ordered], n, cls)
+            o = effort_for_n([positive(c.entry, cls) for c in order_candidates(lst, mode, flag, th)], n, cls)
             looks += o.reviewed
             rejected += o.rejected
+        return looks, rejected
+
+    def detection(flag: str, th: float) -> dict[str, float]:
+        """The flag at threshold ``th`` as a detector of hidden positives among the candidates."""
+        flagged = [(getattr(c, flag) >= th, positive(c.entry, cls)) for cls, lst in cands.items() for c in lst]
+        tp = sum(f and p for f, p in flagged)
+        n_flagged = sum(f for f, _ in flagged)
+        return {"precision": tp / max(n_flagged, 1), "recall": tp / max(sum(p for _, p in flagged), 1),
+                "flagged": n_flagged}
+
+    out: dict[str, Any] = {"orders": {}, "flags": {}, "sweep": {}}
+    for flag in ("compactness", "stability"):
+        out["flags"][flag] = detection(flag, flag_threshold)
+        for th in SWEEP:  # the trade-off at other flag thresholds (no training)
+            looks, rejected = effort("demote", flag, th)
+            d = detection(flag, th)
+            out["sweep"][(flag, th)] = {"looks": looks, "r": rejected / max(looks, 1),
+                                        "precision": d["precision"], "recall": d["recall"]}
+    for label, mode, flag in ORDERS:
+        looks, rejected = effort(mode, flag, flag_threshold)
         out["orders"][label] = {"looks": looks, "rejected": rejected, "r": rejected / max(looks, 1)}
     # the kept list the best flag's order produces, through the review store (as a person would)
     best = min(ORDERS[1:], key=lambda o: out["orders"][o[0]]["looks"])
