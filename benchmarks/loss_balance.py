@@ -19,14 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from woodseg.config import load_config
 from woodseg.data.build import load_dataset, load_ood
 from woodseg.fsutil import atomic_write_text
 from woodseg.models.cam_net import load_classifier
-from woodseg.train.data import AugmentedImages, collate
-from woodseg.train.sampler import StepBatchSampler
+from woodseg.train.data import step_loader
 from woodseg.wood.centres import Centres
 from woodseg.wood.objective import wood_objective
 
@@ -49,13 +47,9 @@ def term_gradients(run: Path, batches: int) -> dict[str, dict[str, float]]:
     ids = ds.check_split(cfg.data.train_split)
     labels = np.stack([ds.label(i) for i in ids]).astype(np.float32)
     ood = load_ood(cfg.data)
-    t = cfg.train
-    make = lambda paths, lab, n, b, stream: DataLoader(  # noqa: E731
-        AugmentedImages(paths, lab, resize_long=t.resize_long, crop=t.crop_size, seed=t.seed, stream=stream),
-        batch_sampler=StepBatchSampler(n, b, seed=t.seed, stream=stream, start=0, stop=batches, drop_last=True),
-        collate_fn=collate)
-    in_loader = make([ds.image_path(i) for i in ids], labels, len(ids), t.batch_size, "in")
-    ood_loader = make(ood.paths, None, len(ood), cfg.wood.ood_batch_size, "ood")
+    in_loader = step_loader([ds.image_path(i) for i in ids], labels, cfg.train.batch_size, cfg.train, stream="in",
+                            start=0, stop=batches)
+    ood_loader = step_loader(ood.paths, None, cfg.wood.ood_batch_size, cfg.train, stream="ood", start=0, stop=batches)
     exclude = names.index(cfg.wood.exclude_class) if cfg.wood.exclude_class in names else None
     backbone = model.param_groups()[0]
     sums: dict[str, dict[str, list[float]]] = {}

@@ -6,7 +6,6 @@ so stages can be re-run, resumed after a crash (they skip finished work) and ins
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -57,9 +56,10 @@ def register_stage_commands(app: typer.Typer) -> None:
         Multi-GPU: torchrun --nproc_per_node=N -m woodseg train ...
         """
         from woodseg.train.classifier import train_classifier
+        from woodseg.train.distributed import env_rank
 
         path = train_classifier(load_config(config, overrides or []), restart=restart, progress=not quiet)
-        if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0 only
+        if env_rank() == 0:  # under torchrun, one line from rank 0 only
             typer.echo(f"classifier: {path}")
 
     @app.command()

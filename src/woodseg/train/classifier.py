@@ -18,16 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from woodseg.config import Config, save_config
 from woodseg.data.build import load_dataset, load_ood
 from woodseg.errors import ConfigError, DataError
 from woodseg.models.cam_net import CamNet, build_cam_net, classifier_checkpoint, load_classifier
-from woodseg.train.data import AugmentedImages, collate
+from woodseg.train.data import step_loader
 from woodseg.train.distributed import barrier, init_distributed, resolve_device, teardown
 from woodseg.train.engine import Engine, fingerprint, make_optimizer
-from woodseg.train.sampler import StepBatchSampler
 from woodseg.wood.centres import Centres, compute_centres
 from woodseg.wood.objective import WoodObjective
 
@@ -137,24 +135,11 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
             current = Centres.load(path)
         centres["t"] = current.tensors(device)
 
-    skip_bad = cfg.data.on_bad_image == "skip"
-    in_loader = DataLoader(
-        AugmentedImages(paths, labels, resize_long=tcfg.resize_long, crop=tcfg.crop_size, seed=tcfg.seed,
-                        stream="in", skip_bad=skip_bad),
-        batch_sampler=StepBatchSampler(len(ids), b, seed=tcfg.seed, stream="in", start=start, stop=max_steps,
-                                       drop_last=tcfg.drop_last, rank=info.rank, world=world),
-        collate_fn=collate, num_workers=cfg.data.num_workers,
-    )
-    loaders = [in_loader]
+    common = {"start": start, "stop": max_steps, "rank": info.rank, "world": world,
+              "skip_bad": cfg.data.on_bad_image == "skip", "num_workers": cfg.data.num_workers}
+    loaders = [step_loader(paths, labels, b, tcfg, stream="in", drop_last=tcfg.drop_last, **common)]
     if ood is not None:
-        bo = wood.ood_batch_size
-        loaders.append(DataLoader(
-            AugmentedImages(ood.paths, None, resize_long=tcfg.resize_long, crop=tcfg.crop_size, seed=tcfg.seed,
-                            stream="ood", skip_bad=skip_bad),
-            batch_sampler=StepBatchSampler(len(ood), bo, seed=tcfg.seed, stream="ood", start=start, stop=max_steps,
-                                           drop_last=True, rank=info.rank, world=world),
-            collate_fn=collate, num_workers=cfg.data.num_workers,
-        ))
+        loaders.append(step_loader(ood.paths, None, wood.ood_batch_size, tcfg, stream="ood", **common))
     channels_last = cfg.model.channels_last
 
     def to_dev(x: torch.Tensor) -> torch.Tensor:

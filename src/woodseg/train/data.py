@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
+from woodseg.config import TrainConfig
 from woodseg.data.images import load_image
 from woodseg.data.transforms import train_transform
 from woodseg.errors import ImageError
+from woodseg.train.sampler import StepBatchSampler
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +60,16 @@ def collate(items: list[dict[str, torch.Tensor] | None]) -> dict[str, torch.Tens
     if not items:
         return None
     return {k: torch.stack([i[k] for i in items]) for k in items[0]}
+
+
+def step_loader(paths: Sequence[Path], labels: np.ndarray | None, batch_size: int, tcfg: TrainConfig, *, stream: str,
+                start: int, stop: int, drop_last: bool = True, rank: int = 0, world: int = 1,
+                skip_bad: bool = False, num_workers: int = 0) -> DataLoader:
+    """The loader of one stream ("in" or "ood") for steps ``start..stop-1``, augmented as ``tcfg`` says."""
+    return DataLoader(
+        AugmentedImages(paths, labels, resize_long=tcfg.resize_long, crop=tcfg.crop_size, seed=tcfg.seed,
+                        stream=stream, skip_bad=skip_bad),
+        batch_sampler=StepBatchSampler(len(paths), batch_size, seed=tcfg.seed, stream=stream, start=start,
+                                       stop=stop, drop_last=drop_last, rank=rank, world=world),
+        collate_fn=collate, num_workers=num_workers,
+    )

@@ -29,11 +29,16 @@ class DistInfo:
         return self.world > 1
 
 
+def env_rank() -> int:
+    """This process's rank as torchrun sets it (0 when not launched by torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init_distributed(device: str) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = env_rank(), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"
         if backend == "nccl":
