@@ -1,0 +1,80 @@
+"""Write the demo's seed table, review figures and wall time to benchmarks/results/demo.md.
+
+The README quotes the demo's numbers from this file, so they always come from a run:
+
+    woodseg demo                      # writes runs/demo/summary.json
+    python benchmarks/demo_table.py   # turns it into benchmarks/results/demo.md
+
+``--run`` does both in one go and times the whole demo (wall time, start to end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from woodseg.evaluate.seeds import describe
+
+HERE = Path(__file__).resolve().parent
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def demo_markdown(summary: dict, *, command: str, wall_s: float | None) -> str:
+    """The demo's numbers as Markdown: one seed-table row per run and judged split, then the review."""
+    runs = summary["runs"]
+    baseline = next(iter(runs.values()))
+    lines = ["# `woodseg demo`: seed quality, one run", "", f"Benchmark: {summary['benchmark']}.", ""]
+    for split in ("train", "val"):
+        if split in baseline:
+            lines.append(f"Protocol ({split}): {describe(baseline[split]['protocol'], baseline[split]['threshold'])}.")
+    lines += ["",
+              "| run | split | threshold | mIoU | precision | recall | F1 |", "|---|---|---|---|---|---|---|"]
+    for split in ("train", "val"):
+        for label, run in runs.items():
+            if split not in run:
+                continue
+            row, base = run[split], baseline[split]
+            cells = [_pct(row[k]) for k in ("miou", "precision", "recall", "f1")]
+            if run is not baseline:
+                cells = [f"{c} ({100 * (row[k] - base[k]):+.1f})"
+                         for c, k in zip(cells, ("miou", "precision", "recall", "f1"), strict=True)]
+            lines.append(f"| {label} | {split} | {row['threshold']:.2f} | " + " | ".join(cells) + " |")
+    t = summary["review"]["total"]
+    lines += ["", f"Review (simulated reviewer, reads the benchmark's truth): {t['reviewed']} candidates looked at, "
+              f"{t['rejected']} hidden positives rejected (r = {t['r']:.2f}), {t['kept']} kept.", ""]
+    if wall_s is not None:
+        lines.append(f"Wall time of the whole demo: {wall_s / 60:.1f} min ({wall_s:.0f} s).")
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in summary.get("timings_s", {}).items())
+    lines += [f"Steps: {steps}.", "", f"Command: `{command}`", "", f"Machine: {summary.get('machine', platform.machine())}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--summary", type=Path, default=Path("runs/demo/summary.json"))
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "demo.md")
+    ap.add_argument("--run", action="store_true", help="run `woodseg demo` first and time it")
+    args = ap.parse_args()
+    wall = None
+    command = "woodseg demo && python benchmarks/demo_table.py"
+    if args.run:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "woodseg", "demo", f"out_dir={args.summary.parent}"], check=True)
+        wall = time.perf_counter() - start
+        command = "python benchmarks/demo_table.py --run"
+    summary = json.loads(args.summary.read_text())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(demo_markdown(summary, command=command, wall_s=wall))
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
