@@ -136,10 +136,14 @@ def test_file_is_fsynced_before_the_rename_and_the_folder_after(tmp_path, monkey
     monkeypatch.setattr(os, "replace", replace)
     atomic_write_bytes(tmp_path / "last.pt", b"checkpoint")
     assert events == ["fsync-file", "replace", "fsync-dir"]
+    for write in (lambda p: atomic_write_json(p, {"a": 1}), lambda p: atomic_save(p, lambda b: b.write(b"c"),
+                                                                                   durable=True)):
+        events.clear()
+        write(tmp_path / "export.json")
+        assert events == ["fsync-file", "replace", "fsync-dir"]
     events.clear()
-    with atomic_path(tmp_path / "seed.npz") as tmp:
-        tmp.write_bytes(b"seed")
-    assert events == ["fsync-file", "replace", "fsync-dir"]
+    atomic_save(tmp_path / "seed.npz", lambda b: b.write(b"seed"))  # per-image outputs: atomic, not fsynced
+    assert events == ["replace"]
 
 
 _KILLED_WRITER = """

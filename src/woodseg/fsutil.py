@@ -1,8 +1,10 @@
 """Atomic, durable file writes: a crash never leaves a half-written output that a resumed stage would trust.
 
-Every output goes to a temporary file beside its target (``.<name>.wtmp<pid>.<random><suffix>``), is
-fsynced, renamed over the target, and the folder is fsynced after the rename, so after a crash or power
-loss the target holds either the old or the new content. Outputs get the usual ``0666 & ~umask`` mode
+Every output goes to a temporary file beside its target (``.<name>.wtmp<pid>.<random><suffix>``) and is
+renamed over the target, so a crash leaves either the old or the new content. Durable writes also fsync
+the file before the rename and the folder after it, so the same holds after a power loss: checkpoints,
+configs, lists, exports and every text/JSON output. ``atomic_save`` (the per-image npz/png writer) skips
+the fsyncs unless asked, as they cost ~10 ms a file and a stage writes one file per image. Outputs get the usual ``0666 & ~umask`` mode
 (``mkstemp`` alone makes them 0600). Temporary files of a killed writer are removed on the next write
 into their folder; the pid in the name tells them from the files a live process is still writing.
 """
@@ -174,8 +176,9 @@ def _clean_once(folder: Path) -> None:
 
 
 @contextmanager
-def _atomic_fd(path: Path, suffix: str | None) -> Iterator[tuple[int, Path]]:
-    """Yield (open fd, temp path) beside ``path``; on success fsync, rename over ``path``, fsync the folder."""
+def _atomic_fd(path: Path, suffix: str | None, durable: bool) -> Iterator[tuple[int, Path]]:
+    """Yield (open fd, temp path) beside ``path``; on success rename it over ``path`` (durable: fsync the
+    file before, the folder after)."""
     ensure_dir(path.parent)
     _clean_once(path.parent)
     try:
@@ -192,13 +195,15 @@ def _atomic_fd(path: Path, suffix: str | None) -> Iterator[tuple[int, Path]]:
             raise output_error(path, exc) from exc
         yield fd, tmp_path
         try:
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
             os.close(fd)
             closed = True
             os.replace(tmp_path, path)
         except OSError as exc:
             raise output_error(path, exc) from exc
-        fsync_dir(path.parent)
+        if durable:
+            fsync_dir(path.parent)
     except BaseException as exc:
         if not closed:
             os.close(fd)
@@ -212,14 +217,14 @@ def _atomic_fd(path: Path, suffix: str | None) -> Iterator[tuple[int, Path]]:
 
 
 @contextmanager
-def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | Path, suffix: str | None = None, *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success it replaces ``path``, else it is deleted."""
-    with _atomic_fd(Path(path), suffix) as (_, tmp):
+    with _atomic_fd(Path(path), suffix, durable) as (_, tmp):
         yield tmp
 
 
-def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
-    with _atomic_fd(Path(path), None) as (fd, _):
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview, *, durable: bool = True) -> None:
+    with _atomic_fd(Path(path), None, durable) as (fd, _):
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -233,11 +238,15 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def atomic_save(path: str | Path, writer: Callable[[IO[bytes]], None]) -> None:
-    """Serialise with ``writer(buffer)`` in memory, then write atomically (torch.save, np.savez, PIL)."""
+def atomic_save(path: str | Path, writer: Callable[[IO[bytes]], None], *, durable: bool = False) -> None:
+    """Serialise with ``writer(buffer)`` in memory, then write atomically (torch.save, np.savez, PIL).
+
+    Not fsynced by default (per-image outputs, cheap to redo); ``durable=True`` for what must survive a
+    power loss (checkpoints).
+    """
     buf = io.BytesIO()
     writer(buf)
-    atomic_write_bytes(path, buf.getbuffer())
+    atomic_write_bytes(path, buf.getbuffer(), durable=durable)
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:

@@ -151,6 +151,14 @@ def test_save_makes_metadata_plain_so_weights_only_load_works(tmp_path):
         plain({"obj": object()})
 
 
+def test_checkpoints_are_saved_durably(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    save_checkpoint(tmp_path / "last.pt", {"w": torch.ones(1)})
+    assert len(synced) == 2  # the file before the rename, the folder after
+
+
 def test_checkpoints_written_by_the_current_format_keep_loading(tmp_path):
     """Files written before this module (plain ``torch.save`` of ``classifier_checkpoint``) still load."""
     net = _tiny_net()

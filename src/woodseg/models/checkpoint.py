@@ -56,7 +56,7 @@ def plain(obj: Any, where: str = "checkpoint") -> Any:
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     """Write ``state`` (made plain) atomically and durably: a crash leaves the previous file intact."""
     data = plain(state)
-    atomic_save(path, lambda buf: torch.save(data, buf))
+    atomic_save(path, lambda buf: torch.save(data, buf), durable=True)
 
 
 def load_checkpoint(path: str | Path, *, what: str = "checkpoint", fix: str | None = None) -> dict[str, Any]:
