@@ -82,7 +82,7 @@ def load_checkpoint(path: str | Path, *, what: str = "checkpoint", fix: str | No
         if size == 0:
             raise CheckpointError(f"the {what} {path} is empty (0 bytes)", path=path,
                                   fix="an interrupted copy or download: copy it again, or re-run the stage that "
-                                      "wrote it")
+                                      "wrote it (with --restart if it was this run's own checkpoint)")
         try:
             obj = torch.load(fh, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:

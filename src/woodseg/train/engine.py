@@ -122,16 +122,22 @@ class Engine:
         it = iter(batches)
         self.saved_at = time.monotonic()
         with stop_requests() as stop:
-            while step < self.max_steps:
-                if self._all_agree(stop.signum is not None):  # between steps: model and optimizer agree
+
+            def stop_if_asked() -> None:
+                """Between steps model and optimizer agree: save them and stop if a signal came."""
+                if self._all_agree(stop.signum is not None):
                     bar.close()
                     self.save(step, finished=False)
                     log.warning("stopped by %s at step %d/%d; %s holds it: re-run the same command to resume",
                                 signal.Signals(stop.signum or signal.SIGINT).name, step, self.max_steps,
                                 self.ckpt_path)
                     stop.exit()
+
+            while step < self.max_steps:
+                stop_if_asked()
                 if (step == start or step % self.steps_per_epoch == 0) and on_epoch_start is not None:
-                    on_epoch_start(step // self.steps_per_epoch)
+                    on_epoch_start(step // self.steps_per_epoch)  # may take minutes (W-OoD centres)
+                    stop_if_asked()
                 batch = next(it)
                 for group in self.optimizer.param_groups:
                     group["lr"] = poly_lr(group["initial_lr"], step, self.max_steps, cfg.poly_power)
