@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from helpers import CLASSES, tiny_overrides
 from woodseg.cli import app, main
 from woodseg.config import Config, load_config
+from woodseg.models.checkpoint import load_checkpoint
 
 runner = CliRunner()
 
@@ -160,7 +161,7 @@ def test_train_outputs(runs, which):
     assert [r["step"] for r in records] == list(range(1, n_steps + 1))  # one object per step
     for r in records:
         assert math.isfinite(r["loss"]) and r["loss"] > 0
-    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    state = load_checkpoint(out / "last.pt")
     assert state["finished"] is True and state["step"] == n_steps
     assert list(state["class_names"]) == list(CLASSES)
     assert state["variant"] == ("none" if which == "base" else "paper")
@@ -176,8 +177,8 @@ def test_wood_writes_centres_and_baseline_does_not(runs):
 
 
 def test_wood_starts_from_the_baseline(runs):
-    base = torch.load(runs.base / "classifier" / "last.pt", map_location="cpu", weights_only=False)["model"]
-    wood = torch.load(runs.wood / "classifier" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    base = load_checkpoint(runs.base / "classifier" / "last.pt")["model"]
+    wood = load_checkpoint(runs.wood / "classifier" / "last.pt")["model"]
     assert base.keys() == wood.keys()
     # a few SGD steps move the backbone only a little from F_in; a fresh random init would be unrelated
     conv = next(k for k, v in base.items() if v.ndim == 4)
@@ -329,7 +330,7 @@ def test_rerun_train_skips_then_restart_retrains(runs, tmp_path, caplog):
     steps = [r["step"] for r in map(json.loads, (run / "classifier" / "metrics.jsonl").read_text().splitlines())]
     n_steps = len(split_ids(runs.root, "train_aug")) // 8
     assert steps == list(range(1, n_steps + 1))  # a fresh log, not appended to the old one
-    assert torch.load(last, map_location="cpu", weights_only=False)["finished"] is True
+    assert load_checkpoint(last)["finished"] is True
 
 
 def test_rerun_train_as_real_process(runs, tmp_path):

@@ -1,8 +1,14 @@
-"""The training engine: exact resume after a crash, the non-finite-loss guard, refusing another run's
-checkpoint, the data order as a function of the step, the LR schedule, and centres."""
+"""The training engine: exact resume after a crash or Ctrl+C (checkpoint on SIGINT/SIGTERM, time-based
+checkpoints), the non-finite-loss guard, refusing another run's checkpoint, the data order as a function of
+the step, the LR schedule, and centres."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +17,10 @@ import torch
 
 from helpers import tiny_overrides
 from woodseg.config import load_config
-from woodseg.errors import ConfigError, DataError, TrainingError
+from woodseg.errors import ConfigError, DataError, OutputError, TrainingError
 from woodseg.fsutil import read_jsonl
 from woodseg.models.cam_net import load_classifier
+from woodseg.models.checkpoint import load_checkpoint
 from woodseg.train.classifier import train_classifier
 from woodseg.train.engine import poly_lr
 from woodseg.train.sampler import StepBatchSampler
@@ -45,7 +52,7 @@ def test_resume_after_crash_reproduces_uninterrupted_run(tiny_voc, tmp_path, mon
     monkeypatch.setattr(objective, "wood_objective", crashing)
     with pytest.raises(KeyboardInterrupt):
         train_classifier(cfg, progress=False)
-    state = torch.load(tmp_path / "crash/classifier/last.pt", weights_only=False)
+    state = load_checkpoint(tmp_path / "crash/classifier/last.pt")
     assert state["step"] == 2 and not state["finished"]
     monkeypatch.setattr(objective, "wood_objective", real)
     resumed = train_classifier(cfg, progress=False)
@@ -54,6 +61,186 @@ def test_resume_after_crash_reproduces_uninterrupted_run(tiny_voc, tmp_path, mon
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
     steps = [r["step"] for r in read_jsonl(tmp_path / "crash/classifier/metrics.jsonl")]
     assert steps == list(range(1, 7))  # 2 epochs x 3 steps, no duplicate after the resume
+
+
+def _assert_same_weights(a_path: Path, b_path: Path) -> None:
+    a, b = _weights(a_path), _weights(b_path)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+_SLOW_TRAIN = """
+import sys, time
+from woodseg.wood import objective
+real = objective.wood_objective
+def slow(*args, **kwargs):  # slow steps, so that the signal lands mid-training
+    time.sleep(0.25)
+    return real(*args, **kwargs)
+objective.wood_objective = slow
+from woodseg.cli import main
+sys.argv = ["woodseg", *sys.argv[1:]]
+main()
+"""
+
+
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes_exactly(tiny_voc, tmp_path):
+    import woodseg
+
+    over = {"wood.variant": "none", "train.epochs": 4, "train.checkpoint_every": 1000,
+            "train.checkpoint_minutes": "null"}
+    cfg = _cfg(tiny_voc, tmp_path / "int", **over)
+    metrics = tmp_path / "int/classifier/metrics.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(Path(woodseg.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_TRAIN, "train", "-q",
+                             *tiny_overrides(tiny_voc, tmp_path / "int", **{"train.epochs": 2, **over})],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and len(read_jsonl(metrics)) >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 130, err
+    assert "SIGINT" in err and "resume" in err
+    state = load_checkpoint(tmp_path / "int/classifier/last.pt")
+    done = [r["step"] for r in read_jsonl(metrics)]
+    assert 2 <= state["step"] < 12 and not state["finished"]
+    assert state["step"] == done[-1]  # nothing trained before the signal was lost
+    resumed = train_classifier(cfg, progress=False)
+    ref = train_classifier(_cfg(tiny_voc, tmp_path / "ref", **over), progress=False)
+    _assert_same_weights(ref, resumed)
+    assert [r["step"] for r in read_jsonl(metrics)] == list(range(1, 13))
+
+
+def _signal_at_call(monkeypatch, n: int, *signums: int) -> None:
+    """Send ``signums`` to this process during the n-th step."""
+    real = objective.wood_objective
+    calls = {"n": 0}
+
+    def signalling(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            for signum in signums:
+                os.kill(os.getpid(), signum)
+                time.sleep(0.05)  # let the handler run before the next signal
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(objective, "wood_objective", signalling)
+
+
+def test_sigterm_saves_after_the_step_and_exits_143(tiny_voc, tmp_path, monkeypatch):
+    over = {"wood.variant": "none", "train.checkpoint_every": 1000}
+    cfg = _cfg(tiny_voc, tmp_path / "term", **over)
+    _signal_at_call(monkeypatch, 3, signal.SIGTERM)
+    with pytest.raises(SystemExit) as exc:
+        train_classifier(cfg, progress=False)
+    assert exc.value.code == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    state = load_checkpoint(tmp_path / "term/classifier/last.pt")
+    assert state["step"] == 3 and not state["finished"]  # the step in progress was finished, then saved
+    monkeypatch.undo()
+    _assert_same_weights(train_classifier(_cfg(tiny_voc, tmp_path / "ref", **over), progress=False),
+                         train_classifier(cfg, progress=False))
+
+
+def test_second_ctrl_c_stops_at_once_without_saving(tiny_voc, tmp_path, monkeypatch):
+    cfg = _cfg(tiny_voc, tmp_path / "twice", **{"wood.variant": "none", "train.checkpoint_every": 1000})
+    _signal_at_call(monkeypatch, 3, signal.SIGINT, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(cfg, progress=False)
+    assert not (tmp_path / "twice/classifier/last.pt").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_time_based_checkpoints(tiny_voc, tmp_path, monkeypatch):
+    real = objective.wood_objective
+    calls = {"n": 0}
+
+    def crashing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(objective, "wood_objective", crashing)
+    for minutes, step in (("1e-9", 3), ("null", None)):  # every step is "overdue"; off: none before the end
+        calls["n"] = 0
+        out = tmp_path / f"t{minutes}"
+        cfg = _cfg(tiny_voc, out, **{"wood.variant": "none", "train.checkpoint_every": 1000,
+                                     "train.checkpoint_minutes": minutes})
+        with pytest.raises(RuntimeError, match="killed"):
+            train_classifier(cfg, progress=False)
+        last = out / "classifier/last.pt"
+        assert (load_checkpoint(last)["step"] if last.exists() else None) == step
+
+
+def test_out_dir_under_a_file_is_a_clear_error(tiny_voc, tmp_path):
+    (tmp_path / "runs").write_text("a file")
+    with pytest.raises(OutputError, match="is a file") as exc:
+        train_classifier(_cfg(tiny_voc, tmp_path / "runs" / "exp", **{"wood.variant": "none"}), progress=False)
+    assert exc.value.path == tmp_path / "runs"
+
+
+def _cli(monkeypatch, capsys, *args: object) -> tuple[int, str]:
+    import logging
+
+    from woodseg.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["woodseg", *map(str, args)])
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return exc.value.code, capsys.readouterr().err
+
+
+def test_full_disk_during_training_exits_2_and_keeps_the_last_checkpoint(tiny_voc, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from woodseg.train import engine
+
+    real_save, saves = engine.save_checkpoint, {"n": 0}
+
+    def second_save_hits_a_full_disk(path, state):
+        saves["n"] += 1
+        if saves["n"] == 2:
+            monkeypatch.setattr(os, "write", _enospc)
+        real_save(path, state)
+
+    def _enospc(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine, "save_checkpoint", second_save_hits_a_full_disk)
+    code, err = _cli(monkeypatch, capsys, "train", "-q", *tiny_overrides(tiny_voc, tmp_path / "full",
+                                                                         **{"wood.variant": "none"}))
+    monkeypatch.undo()
+    last = tmp_path / "full/classifier/last.pt"
+    assert code == 2 and "no space left" in err and str(last) in err and "Traceback" not in err
+    assert load_checkpoint(last)["step"] == 2
+    assert sorted(p.name for p in last.parent.iterdir()) == ["config.yaml", "last.pt", "metrics.jsonl"]
+
+
+def test_out_dir_under_a_file_exits_2_via_the_cli(tiny_voc, tmp_path, monkeypatch, capsys):
+    (tmp_path / "runs").write_text("a file")
+    code, err = _cli(monkeypatch, capsys, "train", "-q", *tiny_overrides(tiny_voc, tmp_path / "runs" / "exp",
+                                                                         **{"wood.variant": "none"}))
+    assert code == 2 and f"{tmp_path / 'runs'} is a file" in err and "fix:" in err
+
+
+def test_stale_temp_of_a_killed_save_is_cleaned_on_resume(tiny_voc, tmp_path):
+    cfg = _cfg(tiny_voc, tmp_path / "s", **{"wood.variant": "none", "train.epochs": 1})
+    folder = tmp_path / "s/classifier"
+    folder.mkdir(parents=True)
+    stale = folder / ".last.pt.k2j3h4g5.pt"  # a 0.x save killed mid-write
+    stale.write_bytes(b"x" * 1000)
+    os.utime(stale, (time.time() - 3600,) * 2)
+    train_classifier(cfg, progress=False)
+    assert not stale.exists()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
 
 
 def test_finished_run_is_not_retrained_and_restart_retrains(tiny_voc, tmp_path):
@@ -93,7 +280,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tiny_voc, tm
     with pytest.raises(TrainingError, match="non-finite at step 3") as exc:
         train_classifier(cfg, progress=False)
     assert "lower train.lr" in str(exc.value)
-    state = torch.load(tmp_path / "nan/classifier/last.pt", weights_only=False)
+    state = load_checkpoint(tmp_path / "nan/classifier/last.pt")
     assert state["step"] == 2
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 

@@ -80,6 +80,8 @@ class TrainConfig(_Section):
     device: str = Field("auto", description="auto (CUDA if available), cpu, cuda, cuda:N.")
     threads: int | None = Field(None, description="torch CPU threads; default: leave torch's choice.")
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
+    checkpoint_minutes: float | None = Field(
+        30.0, gt=0, description="Also checkpoint when this many minutes passed since the last one (null: off).")
     log_every: int = Field(1, ge=1, description="Steps between metrics.jsonl records.")
     drop_last: bool = Field(True, description="Drop the last incomplete batch of each epoch (IRN does).")
 

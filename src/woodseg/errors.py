@@ -37,3 +37,11 @@ class ImageError(DataError):
 
 class TrainingError(WoodsegError):
     """Training cannot go on (a non-finite loss, a checkpoint from a different run)."""
+
+
+class CheckpointError(WoodsegError):
+    """A checkpoint is missing, empty, truncated, a folder, or holds pickled code that woodseg will not run."""
+
+
+class OutputError(WoodsegError):
+    """An output cannot be written: read-only folder, full disk, or a path component that is a file."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from torch import nn
 from torchvision.models import resnet
 from torchvision.models.resnet import BasicBlock
 
 from woodseg.errors import ConfigError
+from woodseg.models.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ def build_resnet(name: str, weights: str | None) -> resnet.ResNet:
 
 def load_backbone_weights(net: nn.Module, path: Path) -> None:
     """Load a torchvision-format state dict (IRN's resnet50-19c8e357.pth is one); the fc layer is ignored."""
-    if not path.is_file():
-        raise ConfigError(f"backbone weights file {path} does not exist", fix="fix model.weights")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path, what="backbone weights file", fix="fix model.weights")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}

@@ -15,6 +15,7 @@ from torch import nn
 from woodseg.config import ModelConfig
 from woodseg.errors import ConfigError
 from woodseg.models.backbone import resnet_stages
+from woodseg.models.checkpoint import load_checkpoint
 
 
 class CamNet(nn.Module):
@@ -90,29 +91,36 @@ def classifier_checkpoint(model: CamNet, class_names: tuple[str, ...], extra: di
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[CamNet, tuple[str, ...]]:
-    """Rebuild a trained classifier from a woodseg checkpoint (``last.pt``) or an official IRN/W-OoD one.
+    """Rebuild a trained classifier from a woodseg checkpoint (``last.pt``) or an official IRN/AdvCAM/W-OoD one.
 
-    Official files (``res50_cam.pth.pth``) hold a bare state dict with ``stage1..4`` and ``resnet50.*``
-    keys; they load into a ResNet-50 with the 20 VOC classes.
+    Official files (IRN's ``res50_cam.pth.pth``) hold a bare state dict of IRN ``net/resnet50_cam.py``'s
+    ``Net``; they load into a ResNet-50 with the 20 VOC classes. Both are read weights-only.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"classifier checkpoint {path} does not exist", fix="train one first (`woodseg train`)")
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(obj, dict) and obj.get("format") == "woodseg.classifier/1":
+    obj = load_checkpoint(path, what="classifier checkpoint", fix="train one first (`woodseg train`)")
+    if obj.get("format") == "woodseg.classifier/1":
         cfg = ModelConfig.model_validate({**obj["model_config"], "weights": None})
         net = CamNet(cfg, obj["num_outputs"])
         net.load_state_dict(obj["model"])
         names = tuple(obj["class_names"])
-    elif isinstance(obj, dict) and any(k.startswith("stage1.") for k in obj):
+    elif any(k.removeprefix("module.").startswith("stage1.") for k in obj):
         from woodseg.data.dataset import VOC_CLASSES
 
+        state = import_irn_state_dict(obj)
+        if "classifier.weight" not in state or state["classifier.weight"].shape[0] != len(VOC_CLASSES):
+            raise ConfigError(f"{path} looks like an IRN classifier but has no 20-class classifier.weight",
+                              path=path, fix="pass an IRN/AdvCAM/W-OoD res50_cam .pth trained on VOC")
         cfg = ModelConfig(backbone="resnet50", weights=None)
-        net = CamNet(cfg, obj["classifier.weight"].shape[0])
-        net.load_state_dict(import_irn_state_dict(obj))
+        net = CamNet(cfg, len(VOC_CLASSES))
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]  # absent from pre-0.4.1 files
+        if missing or unexpected:
+            raise ConfigError(f"{path} does not match IRN's ResNet-50 CAM network: {len(missing)} missing keys "
+                              f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})",
+                              path=path, fix="pass an IRN/AdvCAM/W-OoD res50_cam .pth (ResNet-50, strides 2,2,2,1)")
         names = VOC_CLASSES
     else:
-        raise ConfigError(f"{path} is not a woodseg or IRN classifier checkpoint",
+        raise ConfigError(f"{path} is not a woodseg or IRN classifier checkpoint", path=path,
                           fix="pass classifier/last.pt from `woodseg train`, or an IRN res50_cam .pth")
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -120,12 +128,20 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
 
 
 def import_irn_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map IRN's ``stage{i}.*`` keys to ours (``stages.{i-1}.*``); its duplicate ``resnet50.*`` keys drop out."""
+    """Map the keys of IRN's ``net/resnet50_cam.py`` ``Net`` (also AdvCAM's and W-OoD's) to ours.
+
+    IRN wraps the stem and each ResNet layer in its own ``nn.Sequential``: ``stage1`` = (conv1, bn1, relu,
+    maxpool, layer1), as our ``stages.0``, so ``stage1.<i>.*`` -> ``stages.0.<i>.*``; ``stage2..4`` =
+    ``Sequential(layerN)``, so ``stage2.0.<block>.*`` -> ``stages.1.<block>.*``. ``classifier.weight``
+    [C, 2048, 1, 1] keeps its name; the duplicate ``resnet50.*`` keys (the same tensors) drop out.
+    """
     out = {}
     for k, v in state.items():
         k = k.removeprefix("module.")
         if k.startswith("stage"):
             idx, rest = k[len("stage"):].split(".", 1)
+            if idx != "1":
+                rest = rest.removeprefix("0.")
             out[f"stages.{int(idx) - 1}.{rest}"] = v
         elif k.startswith("classifier."):
             out[k] = v

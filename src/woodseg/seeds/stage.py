@@ -15,6 +15,7 @@ import torch
 from woodseg.config import Config, save_config
 from woodseg.data.build import load_dataset
 from woodseg.models.cam_net import load_classifier
+from woodseg.models.checkpoint import load_checkpoint
 from woodseg.seeds.advcam import AdvParams, advcam_seed_fn
 from woodseg.seeds.cam import make_cams
 from woodseg.train.distributed import DistInfo, resolve_device
@@ -42,7 +43,7 @@ def cam_stage(cfg: Config, *, checkpoint: Path | None = None, restart: bool = Fa
         raise ConfigError(f"{ckpt} was trained on {list(names)}, the dataset has {list(ds.class_names)}",
                           path=ckpt, fix="use the classifier trained on this dataset")
     out = Path(cfg.out_dir) / "cams"
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = load_checkpoint(ckpt)
     protocol = {"method": cfg.cam.method, "checkpoint": str(ckpt), "run_fingerprint": state.get("run_fingerprint"),
                 "step": state.get("step"), "scales": list(cfg.cam.scales), "flip": cfg.cam.flip,
                 "dtype": cfg.cam.dtype, "classes": list(ds.class_names)}

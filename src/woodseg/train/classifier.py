@@ -32,7 +32,7 @@ from woodseg.wood.objective import WoodObjective
 log = logging.getLogger(__name__)
 
 # Keys that do not change the maths of a run: a resumed run may differ in them.
-_RUNTIME_KEYS = {"device", "threads", "checkpoint_every", "log_every"}
+_RUNTIME_KEYS = {"device", "threads", "checkpoint_every", "checkpoint_minutes", "log_every"}
 
 
 def classifier_dir(cfg: Config) -> Path:
