@@ -26,7 +26,7 @@ def test_torchrun_two_processes(tiny_voc, tmp_path):
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "train", "-q", *over]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    state = torch.load(base / "classifier/last.pt", weights_only=False)
+    state = torch.load(base / "classifier/last.pt", weights_only=True)
     assert state["finished"] and state["step"] == 3  # 24 images / global batch 8, one epoch
     records = read_jsonl(base / "classifier/metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]  # only rank 0 logs
