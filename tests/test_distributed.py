@@ -82,6 +82,7 @@ def _single_process() -> dict[str, torch.Tensor]:
     loss = losses.official_distance_loss(z, y_in, cc, oc, tau=0.3)
     loss.backward()
     out["z.loss"], out["z.grad"] = loss.detach(), z.grad.clone()
+    out["z.pull"] = losses.official_distance_loss(z.detach(), y_in, cc, oc, tau=0.3, use_push=False)
     out["x_adv"] = losses.anti_adversarial_step(model, x_ood, 0.07)
     return out
 
@@ -110,6 +111,8 @@ def _rank_main(rank: int, store: str, result_dir: str) -> None:
     loss.backward()
     out["z.loss"], out["z.grad"] = loss.detach(), z_local.grad.clone()
     out["z.loss_unsynced"] = losses.official_distance_loss(z_local.detach(), y_in[rows], cc, oc, tau=0.3)
+    out["z.pull"] = losses.official_distance_loss(z_local.detach(), y_in[rows], cc, oc, tau=0.3, use_push=False,
+                                                  across_ranks=True)
     out["x_adv"] = losses.anti_adversarial_step(model, x_ood[sl], 0.07, across_ranks=True)
     torch.save(out, Path(result_dir) / f"rank{rank}.pt")
     del runner, model  # the teardown that avoids Gloo's exit abort (see train/distributed.py)
@@ -141,6 +144,7 @@ def test_official_loss_two_gloo_processes_equal_one(tmp_path):
     ref = single["z.loss"]
     torch.testing.assert_close(sum(r["z.loss"] for r in ranks) / WORLD, ref)
     torch.testing.assert_close(torch.cat([r["z.grad"] for r in ranks]) / WORLD, single["z.grad"])
+    torch.testing.assert_close(sum(r["z.pull"] for r in ranks) / WORLD, single["z.pull"])  # pull term alone
     # without the gather the ranks would not compute the single-process loss
     assert abs(float(sum(r["z.loss_unsynced"] * (5 if i == 0 else 3) for i, r in enumerate(ranks))) / 8
                - float(ref)) > 1e-4

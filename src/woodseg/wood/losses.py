@@ -96,9 +96,11 @@ def official_distance_loss(z: torch.Tensor, labels: torch.Tensor, class_centres:
     norm = b * k
     total = z.new_zeros(())
     o = pairwise_distance(z, ood_centres) if use_push else None
-    if across_ranks:
-        rows = gather_rows(o.detach() if o is not None else z.new_zeros(b, 0))
+    if across_ranks and o is not None:
+        rows = gather_rows(o.detach())
         norm = rows.shape[0] * k / world
+    elif across_ranks:
+        norm = float(_reduce_scalar(z.new_tensor(float(b)), dist.ReduceOp.SUM)) * k / world
     if use_pull:
         d_in = pairwise_distance(z, class_centres)
         total = total + (d_in * (labels > 0.5)).sum()
