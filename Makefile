@@ -12,13 +12,15 @@ PYTEST_ARGS ?= -n 2 --durations=15
 
 setup: $(VENV)/.installed
 
-# torch and torchvision are pinned and installed first: pip then finds the local wheels instead of pulling
-# a newer multi-GB build (see docs/install.md).
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package to the versions our machines and CI run (pyproject.toml only declares
+# compatible ranges). torch and torchvision go first, at their pinned versions: pip then finds them installed
+# instead of pulling another multi-GB build (see docs/install.md). The test extra builds pydensecrf2 from
+# source (~50 s) and installs pycocotools.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -c constraints.txt torch torchvision
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
 demo: setup

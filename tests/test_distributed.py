@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import tiny_overrides
 from woodseg.fsutil import read_jsonl
@@ -39,3 +40,115 @@ def test_torchrun_two_processes(tiny_voc, tmp_path):
                            *over], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert (wood / "classifier/centres.npz").exists()
+
+
+# --- the official variant's batch-wide quantities under DDP: 2 Gloo processes equal 1 -------------------------
+
+WORLD = 2
+
+
+def _official_setup():
+    from woodseg.config import ModelConfig, WoodConfig
+    from woodseg.models.cam_net import build_cam_net
+
+    torch.manual_seed(0)
+    mcfg = ModelConfig(backbone="resnet10", weights=None, freeze_bn=True, frozen_stages=0, channels_last=False)
+    model = build_cam_net(mcfg, 3).eval()  # eval: no batch statistics couple the images
+    g = torch.Generator().manual_seed(3)
+    x_in, x_ood = torch.randn(8, 3, 32, 32, generator=g), torch.randn(4, 3, 32, 32, generator=g) * 2
+    y_in = (torch.rand(8, 3, generator=g) > 0.5).float()
+    y_in[y_in.sum(1) == 0, 0] = 1.0
+    centres = (torch.randn(3, 512, generator=g), torch.tensor([True, True, False]), torch.randn(5, 512, generator=g))
+    cfg = WoodConfig(variant="official", lam=5.0, tau=0.3, K=5, ood_coeff=0.25, adv_step=0.07)
+    return model, cfg, x_in, y_in, x_ood, centres
+
+
+def _z_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Features of a global batch of 8 and centres (3 classes, 7 OoD) for the distance loss alone."""
+    g = torch.Generator().manual_seed(5)
+    return torch.randn(8, 6, generator=g), torch.randn(3, 6, generator=g), torch.randn(7, 6, generator=g)
+
+
+def _single_process() -> dict[str, torch.Tensor]:
+    from woodseg.wood import losses
+    from woodseg.wood.objective import wood_objective
+
+    model, cfg, x_in, y_in, x_ood, centres = _official_setup()
+    terms = wood_objective(model, cfg, x_in, y_in, x_ood, centres)
+    sum(terms.values()).backward()
+    out = {f"term.{k}": v.detach() for k, v in terms.items()}
+    out.update({f"grad.{n}": p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    z, cc, oc = _z_case()
+    z.requires_grad_(True)
+    loss = losses.official_distance_loss(z, y_in, cc, oc, tau=0.3)
+    loss.backward()
+    out["z.loss"], out["z.grad"] = loss.detach(), z.grad.clone()
+    out["z.pull"] = losses.official_distance_loss(z.detach(), y_in, cc, oc, tau=0.3, use_push=False)
+    out["x_adv"] = losses.anti_adversarial_step(model, x_ood, 0.07)
+    return out
+
+
+def _rank_main(rank: int, store: str, result_dir: str) -> None:
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from woodseg.wood import losses
+    from woodseg.wood.objective import WoodObjective
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
+    model, cfg, x_in, y_in, x_ood, centres = _official_setup()
+    runner = DistributedDataParallel(WoodObjective(model, cfg))
+    sl = slice(rank, None, WORLD)  # the rows StepBatchSampler gives this rank
+    terms = runner(x_in[sl], y_in[sl], x_ood[sl], centres)
+    sum(terms.values()).backward()  # DDP averages the gradients over the ranks
+    out = {f"term.{k}": v.detach() for k, v in terms.items()}
+    out.update({f"grad.{n}": p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    # uneven slices (5 and 3 rows): the distance loss alone, on a leaf feature tensor
+    z, cc, oc = _z_case()
+    rows = slice(0, 5) if rank == 0 else slice(5, 8)
+    z_local = z[rows].clone().requires_grad_(True)
+    loss = losses.official_distance_loss(z_local, y_in[rows], cc, oc, tau=0.3, across_ranks=True)
+    loss.backward()
+    out["z.loss"], out["z.grad"] = loss.detach(), z_local.grad.clone()
+    out["z.loss_unsynced"] = losses.official_distance_loss(z_local.detach(), y_in[rows], cc, oc, tau=0.3)
+    out["z.pull"] = losses.official_distance_loss(z_local.detach(), y_in[rows], cc, oc, tau=0.3, use_push=False,
+                                                  across_ranks=True)
+    out["x_adv"] = losses.anti_adversarial_step(model, x_ood[sl], 0.07, across_ranks=True)
+    torch.save(out, Path(result_dir) / f"rank{rank}.pt")
+    del runner, model  # the teardown that avoids Gloo's exit abort (see train/distributed.py)
+    import gc
+
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_official_loss_two_gloo_processes_equal_one(tmp_path):
+    import torch.multiprocessing as mp
+
+    single = _single_process()
+    mp.spawn(_rank_main, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    # the loss the ranks compute averages to the single-process loss, term by term
+    for key in [k for k in single if k.startswith("term.")]:
+        mean = sum(r[key] for r in ranks) / WORLD
+        torch.testing.assert_close(mean, single[key], rtol=1e-5, atol=1e-6, msg=key)
+    # DDP's averaged gradients equal the single-process ones, on both ranks
+    grads = [k for k in single if k.startswith("grad.")]
+    assert grads and all(single[k].abs().sum() > 0 for k in grads if k.endswith("classifier.weight"))
+    for r in ranks:
+        for key in grads:
+            torch.testing.assert_close(r[key], single[key], rtol=1e-4, atol=1e-6, msg=key)
+    # uneven slices: still exact (each rank's rows get 1/W of their gradient through DDP's averaging)
+    ref = single["z.loss"]
+    torch.testing.assert_close(sum(r["z.loss"] for r in ranks) / WORLD, ref)
+    torch.testing.assert_close(torch.cat([r["z.grad"] for r in ranks]) / WORLD, single["z.grad"])
+    torch.testing.assert_close(sum(r["z.pull"] for r in ranks) / WORLD, single["z.pull"])  # pull term alone
+    # without the gather the ranks would not compute the single-process loss
+    assert abs(float(sum(r["z.loss_unsynced"] * (5 if i == 0 else 3) for i, r in enumerate(ranks))) / 8
+               - float(ref)) > 1e-4
+    # the perturbation's normaliser and clamp bounds span the global OoD batch
+    torch.testing.assert_close(torch.stack([ranks[0]["x_adv"], ranks[1]["x_adv"]], 1).flatten(0, 1),
+                               single["x_adv"])

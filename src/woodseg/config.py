@@ -25,7 +25,8 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the in-distribution images, labels and the OoD set are."""
 
-    format: Literal["voc", "custom"] = Field("voc", description="voc: the VOC/SBD layout; custom: images/ + labels.csv.")
+    format: Literal["voc", "custom", "coco"] = Field(
+        "voc", description="voc: the VOC/SBD layout; custom: images/ + labels.csv; coco: `woodseg data prepare-coco`'s.")
     root: Path | None = Field(None, description="Dataset folder (VOC: the one holding JPEGImages/).")
     class_names: list[str] | None = Field(
         None, description="Foreground classes in classifier order; default: root/classes.txt, else the 20 VOC classes."

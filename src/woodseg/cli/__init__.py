@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from woodseg.cli.data import app as data_app
 from woodseg.cli.ood import app as ood_app
 from woodseg.cli.stages import register_demo_command, register_stage_commands
 from woodseg.errors import WoodsegError
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(ood_app, name="ood")
+app.add_typer(data_app, name="data")
 register_stage_commands(app)
 register_demo_command(app)
 

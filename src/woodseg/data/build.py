@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from woodseg.config import DataConfig
+from woodseg.data.coco import read_coco
 from woodseg.data.custom import read_custom
 from woodseg.data.dataset import LabelledImageSet, OodSet
 from woodseg.data.ood_list import read_ood_list
@@ -15,6 +16,8 @@ def load_dataset(cfg: DataConfig) -> LabelledImageSet:
         raise ConfigError("data.root is not set", fix="pass data.root=/path/to/VOC2012 (or use `woodseg demo`)")
     if cfg.format == "voc":
         return read_voc(cfg.root, cfg.class_names, cfg.cls_labels)
+    if cfg.format == "coco":
+        return read_coco(cfg.root, cfg.class_names)
     return read_custom(cfg.root, cfg.class_names, cfg.labels_file)
 
 

@@ -9,9 +9,14 @@ Paper (Sec. 3.2), per in-distribution image x with multi-hot label y and feature
 
 with K(x) the top-tau% OoD centres closest to x, *per image*. Batches average Eq. 2 over images.
 
-Official code (reference-spec 3.4-3.5) differs: the top-tau% selection is pooled over the whole batch's
-B x K distance matrix with a strict '<' against a detached threshold, both terms are divided by B*K, and
-an extra 0.25-weighted BCE-to-zero term is computed on one-step anti-adversarially perturbed OoD images.
+The official code (naver-ai/w-ood, ``step/train_cam_clustering.py``) differs: the top-tau% selection is
+pooled over the whole batch's B x K distance matrix with a strict '<' against a detached threshold, both
+terms are divided by B*K, and an extra 0.25-weighted BCE-to-zero term is computed on one-step
+anti-adversarially perturbed OoD images.
+
+Under DDP each of W processes holds B/W images of the global batch. The official formulas take batch-wide
+quantities (the selection threshold, the perturbation's normaliser and clamp bounds); with
+``across_ranks=True`` those are taken over the global batch, so W processes train exactly as one does.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 
@@ -26,7 +32,7 @@ def pairwise_distance(z: torch.Tensor, centres: torch.Tensor, eps: float = 1e-12
     """Euclidean distances [B, M] between features [B, D] and centres [M, D] (Eq. 1).
 
     The square root gets a tiny floor so that a feature sitting on a centre has a finite gradient (the
-    official code has none: pitfall 19).
+    official code has none).
     """
     diff = z[:, None, :] - centres[None, :, :].to(z.dtype)
     return diff.pow(2).sum(-1).clamp_min(eps).sqrt()
@@ -72,22 +78,35 @@ def distance_loss(z: torch.Tensor, labels: torch.Tensor, class_centres: torch.Te
 
 def official_distance_loss(z: torch.Tensor, labels: torch.Tensor, class_centres: torch.Tensor,
                            ood_centres: torch.Tensor, tau: float, *, use_pull: bool = True,
-                           use_push: bool = True) -> torch.Tensor:
+                           use_push: bool = True, across_ranks: bool = False) -> torch.Tensor:
     """The official code's L_M: (1/(B*K)) [sum_b sum_{c:y=1} d(z_b, mu_c) - sum_{(b,k): S=1} d(z_b, p_k)].
 
     S selects the entries of the whole batch's B x K OoD-distance matrix below a detached threshold t,
     the k_keep-th largest of its nonzero entries with k_keep = int(N (1 - tau)): about the tau share of
-    smallest distances *of the batch*, so an image may get none or many (pitfall 4). The code writes this
+    smallest distances *of the batch*, so an image may get none or many. The code writes this
     as (20/K) * mean_{B x 20}(F) - mean_{B x K}(O * S), which is the same thing.
+
+    ``across_ranks``: this process holds a slice of the global batch (DDP). t is then taken over every
+    rank's distances (gathered, detached: t carries no gradient), and the local sums are divided by
+    B_global * K / W, so that the mean over ranks, which DDP's gradient averaging computes, is the
+    single-process loss and gradient. The gather is of B x K floats, without gradient traffic.
     """
     b, k = z.shape[0], ood_centres.shape[0]
+    world = dist.get_world_size() if across_ranks else 1
+    norm = b * k
     total = z.new_zeros(())
+    o = pairwise_distance(z, ood_centres) if use_push else None
+    if across_ranks and o is not None:
+        rows = gather_rows(o.detach())
+        norm = rows.shape[0] * k / world
+    elif across_ranks:
+        norm = float(_reduce_scalar(z.new_tensor(float(b)), dist.ReduceOp.SUM)) * k / world
     if use_pull:
         d_in = pairwise_distance(z, class_centres)
         total = total + (d_in * (labels > 0.5)).sum()
-    if use_push:
-        o = pairwise_distance(z, ood_centres)
-        vals = o.detach()[o.detach() != 0]
+    if o is not None:
+        pooled = rows if across_ranks else o.detach()
+        vals = pooled[pooled != 0]
         k_keep = int(vals.numel() * (1 - tau))
         if k_keep >= 1:
             t = vals.topk(k_keep, largest=True).values[-1]
@@ -95,7 +114,27 @@ def official_distance_loss(z: torch.Tensor, labels: torch.Tensor, class_centres:
         else:
             sel = torch.ones_like(o)
         total = total - (o * sel).sum()
-    return total / (b * k)
+    return total / norm
+
+
+def gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows of a (detached) tensor, concatenated in rank order; ranks may hold different counts."""
+    world = dist.get_world_size()
+    n = torch.tensor([t.shape[0]], device=t.device, dtype=torch.long)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    counts = [int(s.item()) for s in sizes]
+    padded = t.new_zeros((max(counts), *t.shape[1:]))
+    padded[: t.shape[0]] = t
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)])
+
+
+def _reduce_scalar(value: torch.Tensor, op: dist.ReduceOp) -> torch.Tensor:
+    value = value.detach().clone()
+    dist.all_reduce(value, op=op)
+    return value
 
 
 def bce_in(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -114,18 +153,24 @@ def uniform_label_loss(logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
-def anti_adversarial_step(model: torch.nn.Module, x: torch.Tensor, step: float) -> torch.Tensor:
+def anti_adversarial_step(model: torch.nn.Module, x: torch.Tensor, step: float, *,
+                          across_ranks: bool = False) -> torch.Tensor:
     """The official one-step anti-adversarial OoD perturbation: raise each image's top logit.
 
     x' = clamp(x + step * g / max|g|, min(x), max(x)) with g = d/dx sum_b max_c z_bc; the normaliser and
-    the clamp bounds are scalars over the whole batch tensor (reference-spec 3.5). Parameter gradients are
-    not touched.
+    the clamp bounds are scalars over the whole batch tensor (as in the official code), over every rank's slice
+    of it with ``across_ranks``. Parameter gradients are not touched.
     """
     x_req = x.detach().clone().requires_grad_(True)
     logits, _ = model(x_req)
     (g,) = torch.autograd.grad(logits.max(dim=1).values.sum(), x_req)
-    x_adv = x.detach() + step * g / (g.abs().max() + 1e-12)
-    return torch.clamp(x_adv, x.min().item(), x.max().item()).detach()
+    g_max, lo, hi = g.abs().max(), x.detach().min(), x.detach().max()
+    if across_ranks:
+        g_max = _reduce_scalar(g_max, dist.ReduceOp.MAX)
+        lo = _reduce_scalar(lo, dist.ReduceOp.MIN)
+        hi = _reduce_scalar(hi, dist.ReduceOp.MAX)
+    x_adv = x.detach() + step * g / (g_max + 1e-12)
+    return torch.clamp(x_adv, lo.item(), hi.item()).detach()
 
 
 def official_ood_loss(logits_adv: torch.Tensor, exclude_index: int | None, in_batch_size: int) -> torch.Tensor:

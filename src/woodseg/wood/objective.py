@@ -7,6 +7,7 @@ Which terms exist is decided by :class:`woodseg.config.WoodConfig` (variant and 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from woodseg.config import WoodConfig
@@ -21,6 +22,8 @@ def wood_objective(model: torch.nn.Module, cfg: WoodConfig, x_in: torch.Tensor, 
     ``centres`` is (class_centres [C, D], class_valid [C], ood_centres [K, D]) as tensors on the device.
     """
     v = cfg.variant
+    # Under DDP (torchrun) the official variant's batch-wide quantities span every rank's slice of the batch.
+    across_ranks = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
     logits_in, z_in = model(x_in)
     terms: dict[str, torch.Tensor] = {}
     needs_ood = v != "none" and x_ood is not None
@@ -52,7 +55,7 @@ def wood_objective(model: torch.nn.Module, cfg: WoodConfig, x_in: torch.Tensor, 
             logits_ood, _ = model(x_ood)
             terms["cls_ood"] = losses.bce_to_zero(logits_ood)
         else:  # official: BCE-to-zero on anti-adversarially perturbed OoD images, weight ood_coeff
-            x_adv = losses.anti_adversarial_step(model, x_ood, cfg.adv_step)
+            x_adv = losses.anti_adversarial_step(model, x_ood, cfg.adv_step, across_ranks=across_ranks)
             logits_adv, _ = model(x_adv)
             terms["cls_ood"] = cfg.ood_coeff * losses.official_ood_loss(logits_adv, exclude_index, x_in.shape[0])
 
@@ -67,7 +70,8 @@ def wood_objective(model: torch.nn.Module, cfg: WoodConfig, x_in: torch.Tensor, 
                 d = d / ood_centres.shape[0]
         else:
             d = losses.official_distance_loss(z_in, y_in * class_valid[None].to(y_in.dtype), class_centres,
-                                              ood_centres, cfg.tau, use_pull=cfg.use_d_in, use_push=cfg.use_d_ood)
+                                              ood_centres, cfg.tau, use_pull=cfg.use_d_in, use_push=cfg.use_d_ood,
+                                              across_ranks=across_ranks)
         terms["dist"] = cfg.lam * d
     return terms
 
