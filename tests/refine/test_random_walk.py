@@ -78,6 +78,8 @@ def test_walk_labels_background_plane_and_crop() -> None:
     assert lab.shape == (10, 15) and lab[0, 0] == 2 and lab[9, 14] == 3 and lab[5, 6] == 0
     assert walk_labels(walked, np.array([1, 2]), (10, 15), bg_threshold=0.6)[9, 14] == 0
     assert not walk_labels(np.zeros((0, 3, 4)), np.zeros(0, int), (10, 15), 0.25).any()
+    with pytest.raises(ValueError, match="stride-4"):
+        walk_labels(walked, np.array([1, 2]), (20, 15), 0.25)
 
 
 def test_named_settings() -> None:

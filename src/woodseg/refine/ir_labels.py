@@ -1,6 +1,6 @@
-"""IR labels: confident foreground and background from a seed, 255 (ignore) between (IRN Sec. 3.1).
+"""IR labels: confident foreground and background from a seed, 255 (ignore) between (IRN ``step/cam_to_ir_label.py``).
 
-IRN ``step/cam_to_ir_label.py``: the seed is labelled twice, at a high threshold (confident foreground)
+The seed is labelled twice, at a high threshold (confident foreground)
 and at a low one (confident background), each label map refined by the label-unary dense CRF. A pixel
 is its foreground class where the high-threshold map says so, background (0) where both maps say
 background, and 255 where only the low-threshold map does (the uncertain band the affinity loss ignores).
@@ -30,7 +30,7 @@ class IrThresholds:
             raise ValueError(f"IR thresholds need 0 <= bg <= fg <= 1, got fg={self.fg}, bg={self.bg}")
 
 
-# Named settings: IRN (step/cam_to_ir_label.py defaults), W-OoD's pseudo-GT script, AdvCAM.
+# Named settings: IRN (run_sample.py defaults), W-OoD's pseudo-GT script, AdvCAM.
 IR_THRESHOLDS: dict[str, IrThresholds] = {
     "irn": IrThresholds(fg=0.30, bg=0.05),
     "wood": IrThresholds(fg=0.30, bg=0.15),

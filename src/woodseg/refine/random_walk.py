@@ -1,6 +1,6 @@
 """Random walk of seeds over IRN's boundary map -> pseudo masks, in memory linear in the pixel count.
 
-IRN (Ahn et al., CVPR 2019, Sec. 3.3; ``misc/indexing.py`` ``propagate_to_edge``,
+IRN (Ahn et al., CVPR 2019; ``misc/indexing.py`` ``propagate_to_edge``,
 ``step/make_sem_seg_labels.py``): on the stride-4 map, every pixel is joined to the pixels within
 ``radius`` (5); the affinity of a pair is 1 - the largest boundary value on the straight path between
 them. The transition matrix is affinity**beta with ones on the diagonal, column-normalised, raised to
@@ -182,6 +182,9 @@ def propagate_dense(seeds: np.ndarray, edge: np.ndarray, params: WalkParams = Wa
 def walk_labels(walked: np.ndarray, keys: np.ndarray, size: tuple[int, int], bg_threshold: float) -> np.ndarray:
     """VOC label map HxW uint8 from stride-4 walked maps: x4 bilinear, crop, / global max, background plane, argmax."""
     h, w = size
+    h4, w4 = walked.shape[1:]
+    if not (4 * h4 >= h > 4 * (h4 - 1) and 4 * w4 >= w > 4 * (w4 - 1)):
+        raise ValueError(f"walked maps {walked.shape[1:]} are not the stride-4 maps of a {size} image")
     if walked.shape[0] == 0:
         return np.zeros((h, w), dtype=np.uint8)
     up = F.interpolate(torch.as_tensor(walked, dtype=torch.float32)[None], scale_factor=4, mode="bilinear",
