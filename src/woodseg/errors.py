@@ -37,3 +37,20 @@ class ImageError(DataError):
 
 class TrainingError(WoodsegError):
     """Training cannot go on (a non-finite loss, a checkpoint from a different run)."""
+
+
+def check_file(path: str | Path, what: str, fix: str, error: type[WoodsegError] = DataError) -> Path:
+    """``path`` if it is a readable-kind file; else ``error`` saying whether it is missing or a folder.
+
+    A folder where a file is expected is a different mistake from a missing file (a path one level too
+    short, an unpacked archive): the message says which it is.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise error(f"{what} is a folder, not a file", path=path,
+                    fix=f"point at the {what} file itself, not a folder ({fix})")
+    if path.exists():
+        raise error(f"{what} is not a regular file", path=path, fix=fix)
+    raise error(f"{what} does not exist", path=path, fix=fix)
