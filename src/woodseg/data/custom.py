@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from woodseg.data.classes import check_class_names
 from woodseg.data.dataset import LabelledImageSet, multi_hot, read_id_list
 from woodseg.data.voc import IMAGE_EXTS, read_class_list
-from woodseg.errors import DataError
+from woodseg.errors import DataError, check_file
 
 
 def read_custom(
@@ -34,10 +35,11 @@ def read_custom(
     image_dir = root / "images"
     if not image_dir.is_dir():
         raise DataError("no images/ folder under the dataset root", path=root, fix="put the images in root/images/")
-    names = tuple(class_names) if class_names else read_class_list(root / "classes.txt")
+    names = (check_class_names(class_names, root, fix="name each class once in data.class_names") if class_names
+             else read_class_list(root / "classes.txt"))
     if labels_file is None:
         for cand in ("labels.csv", "labels.json"):
-            if (root / cand).is_file():
+            if (root / cand).exists():  # a folder of that name is reported by _read_label_rows
                 labels_file = root / cand
                 break
         else:
@@ -86,8 +88,7 @@ def read_custom(
 
 
 def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
-    if not path.is_file():
-        raise DataError("label file does not exist", path=path, fix="set data.labels_file")
+    check_file(path, "label file", "set data.labels_file")
     if path.suffix.lower() == ".json":
         try:
             table = json.loads(path.read_text(encoding="utf-8"))
