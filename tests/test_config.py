@@ -383,3 +383,11 @@ def test_out_dir_inside_a_file_is_a_config_error(tmp_path):
             load_config(None, [f"out_dir={out}"])
         assert "out_dir" in str(exc.value) and f"{f} is a file, not a folder" in str(exc.value)
     assert load_config(None, [f"out_dir={tmp_path / 'new' / 'run'}"]).out_dir == tmp_path / "new" / "run"
+
+
+def test_a_key_written_twice_in_a_config_file_is_refused(tmp_path):
+    p = tmp_path / "twice.yaml"
+    p.write_text("train:\n  epochs: 3\nwood:\n  K: 5\ntrain:\n  lr: 0.5\n")  # the second `train:` would drop epochs
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "'train' appears twice" in str(exc.value) and str(p) in str(exc.value)

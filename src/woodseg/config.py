@@ -309,9 +309,9 @@ def _read_yaml(source: str | Path, _chain: tuple[str, ...] = ()) -> dict[str, An
         raise ConfigError(f"`_base_` includes form a cycle: {cycle}", path=path if path.is_file() else None,
                           fix="remove the `_base_` line that points back to a file already in the chain")
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where} is not valid YAML: {exc}", fix="fix the YAML syntax") from exc
+        raise ConfigError(f"{where} is not valid YAML: {exc}", fix="fix the YAML syntax (each key once)") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must hold a mapping at the top level", fix="write `key: value` lines")
     base = data.pop("_base_", None)
@@ -324,6 +324,25 @@ def _read_yaml(source: str | Path, _chain: tuple[str, ...] = ()) -> dict[str, An
             candidate = Path(str(base).removesuffix(".yaml"))
         data = merge(_read_yaml(candidate, (*_chain, key)), data)
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a config or mapping naming a key twice is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a key written twice in one mapping (it would silently win)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no object construction
 
 
 def _decode(raw: bytes, where: str) -> str:
