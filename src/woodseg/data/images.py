@@ -81,6 +81,15 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag (1 = as stored; 5-8 swap height and width when displayed), 1 if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(0x0112, 1) or 1)
+    except (OSError, UnidentifiedImageError, ValueError, TypeError):
+        return 1
+
+
 def load_mask(path: str | Path, palette: np.ndarray | None = None) -> np.ndarray:
     """Read a segmentation mask as class indices (uint8, 255 = ignore).
 
