@@ -726,3 +726,12 @@ def test_ood_list_unknown_id_is_missing_and_the_fix_mentions_ids(tmp_path):
     assert "1 of 2" in str(exc.value) and "ood_99999" in str(exc.value)
     assert "image id" in exc.value.fix
     assert read_ood_list(lst, root, check_exists=False).ids == ["JPEGImages/ood_00000.jpg", "ood_99999"]
+
+
+def test_dataset_root_or_ood_folder_that_is_a_file(tmp_path):
+    f = tmp_path / "VOC2012.tar"
+    f.write_bytes(b"x")
+    for read in (read_voc, read_custom, ood_from_folder):
+        with pytest.raises(DataError) as exc:
+            read(f)
+        assert "is a file, not a folder" in str(exc.value) and "VOC2012.tar" in str(exc.value)

@@ -54,3 +54,13 @@ def check_file(path: str | Path, what: str, fix: str, error: type[WoodsegError] 
     if path.exists():
         raise error(f"{what} is not a regular file", path=path, fix=fix)
     raise error(f"{what} does not exist", path=path, fix=fix)
+
+
+def check_folder(path: str | Path, what: str, fix: str, error: type[WoodsegError] = DataError) -> Path:
+    """``path`` if it is a folder; else ``error`` saying whether it is missing or a file."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise error(f"{what} is a file, not a folder", path=path, fix=fix)
+    raise error(f"{what} does not exist", path=path, fix=fix)

@@ -78,3 +78,10 @@ def test_pool_from_folder_list_and_exclusions(tmp_path: Path):
         pool_from_images(tmp_path / "nothing")
     with pytest.raises(DataError, match="exclusion list does not exist"):
         read_exclusions(tmp_path / "nope.txt")
+
+
+def test_exclusion_list_that_is_a_folder(tmp_path):
+    from woodseg.ood.pool import read_exclusions
+
+    with pytest.raises(DataError, match="exclusion list is a folder, not a file"):
+        read_exclusions(tmp_path)

@@ -23,15 +23,14 @@ import numpy as np
 from woodseg.data.classes import check_class_names
 from woodseg.data.dataset import LabelledImageSet, multi_hot, read_id_list
 from woodseg.data.voc import IMAGE_EXTS, read_class_list
-from woodseg.errors import DataError, check_file
+from woodseg.errors import DataError, check_file, check_folder
 
 
 def read_custom(
     root: str | Path, class_names: list[str] | tuple[str, ...] | None = None, labels_file: str | Path | None = None
 ) -> LabelledImageSet:
     root = Path(root)
-    if not root.is_dir():
-        raise DataError("dataset root does not exist", path=root, fix="set data.root")
+    check_folder(root, "dataset root", "set data.root to the folder holding images/ and classes.txt")
     image_dir = root / "images"
     if not image_dir.is_dir():
         raise DataError("no images/ folder under the dataset root", path=root, fix="put the images in root/images/")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from woodseg.data.dataset import OodSet
 from woodseg.data.voc import IMAGE_EXTS
-from woodseg.errors import DataError, check_file
+from woodseg.errors import DataError, check_file, check_folder
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ class _EntryResolver:
 def ood_from_folder(folder: str | Path) -> OodSet:
     """Every image under a folder (recursively), in sorted path order."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError("OoD folder does not exist", path=folder, fix="pass an existing folder")
+    check_folder(folder, "OoD folder", "pass an existing folder")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     if not paths:
         raise DataError("OoD folder holds no images", path=folder, fix="add images or choose another folder")

@@ -25,7 +25,7 @@ import numpy as np
 from woodseg.data.classes import check_class_names
 from woodseg.data.dataset import VOC_CLASSES, LabelledImageSet, multi_hot, read_id_list
 from woodseg.data.images import load_mask
-from woodseg.errors import DataError, check_file
+from woodseg.errors import DataError, check_file, check_folder
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ def read_voc(
 ) -> LabelledImageSet:
     """Build a :class:`LabelledImageSet` from a VOC-layout folder."""
     root = Path(root)
-    if not root.is_dir():
-        raise DataError("dataset root does not exist", path=root, fix="set data.root to the VOC2012 folder")
+    check_folder(root, "dataset root", "set data.root to the VOC2012 folder")
     image_dir = root / "JPEGImages"
     if not image_dir.is_dir():
         raise DataError("no JPEGImages folder under the dataset root", path=root,

@@ -15,7 +15,7 @@ from torch import nn
 from torchvision.models import resnet
 from torchvision.models.resnet import BasicBlock
 
-from woodseg.errors import ConfigError
+from woodseg.errors import ConfigError, check_file
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,7 @@ def build_resnet(name: str, weights: str | None) -> resnet.ResNet:
 
 def load_backbone_weights(net: nn.Module, path: Path) -> None:
     """Load a torchvision-format state dict (IRN's resnet50-19c8e357.pth is one); the fc layer is ignored."""
-    if not path.is_file():
-        raise ConfigError(f"backbone weights file {path} does not exist", fix="fix model.weights")
+    check_file(path, "backbone weights file", "fix model.weights", ConfigError)
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]

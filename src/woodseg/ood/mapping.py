@@ -174,10 +174,7 @@ def resolve_mapping(mapping: ClassMapping, descriptions: Mapping[str, str],
 
 def read_hierarchy(path: str | Path) -> dict[str, set[str]]:
     """Children (``Subcategory`` and ``Part``) per MID from ``bbox_labels_600_hierarchy.json``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("hierarchy file does not exist", path=path,
-                        fix="download bbox_labels_600_hierarchy.json or leave out --hierarchy")
+    path = check_file(path, "hierarchy file", "download bbox_labels_600_hierarchy.json or leave out --hierarchy")
     try:
         root = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -23,7 +23,7 @@ from typing import Any
 
 from woodseg.data.dataset import OodSet
 from woodseg.data.ood_list import ood_from_folder, read_ood_list
-from woodseg.errors import DataError
+from woodseg.errors import DataError, check_file
 from woodseg.fsutil import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,7 @@ def read_pool(pool_file: str | Path, root: str | Path | None = None, check_exist
 def read_exclusions(path: str | Path) -> set[str]:
     """Entries or ids to leave out of a pool, one per line (see :func:`apply_exclusions` for matching)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("exclusion list does not exist", path=path, fix="pass an existing file to --exclude")
+    check_file(path, "exclusion list", "pass an existing file to --exclude")
     return {line.split()[0] for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip() and not line.lstrip().startswith("#")}
 
