@@ -43,7 +43,8 @@ class DataConfig(_Section):
     cls_labels: Path | None = Field(None, description="IRN-style cls_labels.npy; default: labels from Annotations XML.")
     labels_file: Path | None = Field(None, description="custom format: CSV or JSON of image labels.")
     ood_root: Path | None = Field(None, description="Folder the OoD list's paths are relative to.")
-    ood_list: Path | None = Field(None, description="One image path per line, relative to ood_root (official format).")
+    ood_list: Path | None = Field(None, description="One image path per line, relative to ood_root (official "
+                                  "format), or an image id (<id>.jpg, .png, ... in ood_root or its JPEGImages/).")
     on_bad_image: Literal["error", "skip"] = Field(
         "error", description="What a corrupt or unreadable image does: stop with its name, or log and skip it."
     )
