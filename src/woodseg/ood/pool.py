@@ -83,8 +83,9 @@ def pool_root(pool_file: str | Path) -> Path:
 
 def read_pool(pool_file: str | Path, root: str | Path | None = None, check_exists: bool = True) -> OodSet:
     """Read a pool list as an :class:`OodSet` (ids are the list entries, paths are under the root)."""
-    pool_file = Path(pool_file)
-    if pool_file.is_file() and not any(
+    pool_file = check_file(pool_file, "candidate pool", "pass the pool.txt that `woodseg ood pool-openimages` or "
+                                                        "`woodseg ood pool-folder` wrote")
+    if not any(
         line.strip() and not line.lstrip().startswith("#") for line in pool_file.read_text(encoding="utf-8").splitlines()
     ):
         raise DataError("the candidate pool is empty", path=pool_file,
