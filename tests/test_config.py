@@ -391,3 +391,23 @@ def test_a_key_written_twice_in_a_config_file_is_refused(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(p)
     assert "'train' appears twice" in str(exc.value) and str(p) in str(exc.value)
+
+
+def test_missing_base_names_the_including_file(tmp_path):
+    p = tmp_path / "top.yaml"
+    p.write_text("_base_: gone.yaml\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "`_base_: gone.yaml`" in str(exc.value) and str(p) in str(exc.value)
+    (tmp_path / "gone.yaml").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(p)
+
+
+def test_user_file_can_build_on_a_bundled_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # a run folder named like the bundled config changes nothing
+    p = tmp_path / "mine.yaml"
+    p.write_text("_base_: demo.yaml\ntrain: {epochs: 1}\n")
+    cfg = load_config(p)
+    assert cfg.name == "demo" and cfg.train.epochs == 1 and cfg.train.crop_size == 80

@@ -281,19 +281,20 @@ def bundled_config_names() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-def _read_yaml(source: str | Path, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
+def _read_yaml(source: str | Path, _chain: tuple[str, ...] = (), _bundled: bool = False) -> dict[str, Any]:
     """Read a config (a path, else a bundled name) and merge it over its ``_base_`` chain.
 
     A path that exists as a file wins; a folder of the same name as a bundled config (``-c demo`` run
-    where a run folder ``demo/`` sits) is not a config, so the bundled one is read.
+    where a run folder ``demo/`` sits) is not a config, so the bundled one is read. A bundled config's
+    ``_base_`` is bundled too, whatever the working folder holds.
     """
     path = Path(source)
-    bundled = str(source) in bundled_config_names()
-    if path.is_file():
+    from_file = not _bundled and path.is_file()
+    if from_file:
         where, key = str(path), str(path.resolve())
         text = _decode(path.read_bytes(), where)
-    elif bundled:
-        if path.exists():
+    elif str(source) in bundled_config_names():
+        if path.exists() and not _bundled:
             log.info("'%s' is a folder here; reading the bundled config '%s'", source, source)
         where, key = f"bundled config '{source}'", f"bundled:{source}"
         text = _decode((importlib.resources.files("woodseg") / "configs" / f"{source}.yaml").read_bytes(), where)
@@ -307,7 +308,7 @@ def _read_yaml(source: str | Path, _chain: tuple[str, ...] = ()) -> dict[str, An
         )
     if key in _chain:
         cycle = " -> ".join([*_chain, key])
-        raise ConfigError(f"`_base_` includes form a cycle: {cycle}", path=path if path.is_file() else None,
+        raise ConfigError(f"`_base_` includes form a cycle: {cycle}", path=path if from_file else None,
                           fix="remove the `_base_` line that points back to a file already in the chain")
     try:
         data = load_yaml(text) or {}
@@ -317,13 +318,18 @@ def _read_yaml(source: str | Path, _chain: tuple[str, ...] = ()) -> dict[str, An
         raise ConfigError(f"{where} must hold a mapping at the top level", fix="write `key: value` lines")
     base = data.pop("_base_", None)
     if base is not None:
-        if path.is_file():
-            candidate = path.parent / str(base)
-            if not candidate.is_file():  # a bundled config named by its file name
-                candidate = Path(str(base).removesuffix(".yaml"))
-        else:  # a bundled config's base is bundled too, whatever the working folder holds
-            candidate = Path(str(base).removesuffix(".yaml"))
-        data = merge(_read_yaml(candidate, (*_chain, key)), data)
+        name = str(base).removesuffix(".yaml")
+        beside = path.parent / str(base)
+        if from_file and beside.is_file():
+            data = merge(_read_yaml(beside, (*_chain, key)), data)
+        elif name in bundled_config_names():  # a bundled config named by its file name
+            data = merge(_read_yaml(name, (*_chain, key), _bundled=True), data)
+        else:
+            what = "is a folder" if from_file and beside.is_dir() else "names no file there"
+            raise ConfigError(f"`_base_: {base}` in {where} {what} and no bundled config",
+                              path=beside if from_file else None,
+                              fix=f"write the base's path relative to {where}, or one of: "
+                                  f"{', '.join(bundled_config_names())}")
     return data
 
 
