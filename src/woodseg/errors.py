@@ -50,7 +50,7 @@ def check_file(path: str | Path, what: str, fix: str, error: type[WoodsegError] 
         return path
     if path.is_dir():
         raise error(f"{what} is a folder, not a file", path=path,
-                    fix=f"point at the {what} file itself, not a folder ({fix})")
+                    fix=f"point at the file itself, not a folder ({fix})")
     if path.exists():
         raise error(f"{what} is not a regular file", path=path, fix=fix)
     raise error(f"{what} does not exist", path=path, fix=fix)
