@@ -735,3 +735,11 @@ def test_dataset_root_or_ood_folder_that_is_a_file(tmp_path):
         with pytest.raises(DataError) as exc:
             read(f)
         assert "is a file, not a folder" in str(exc.value) and "VOC2012.tar" in str(exc.value)
+
+
+def test_custom_json_image_labelled_twice(tmp_path):
+    root = _custom_root(tmp_path)
+    (root / "labels.json").write_text('{"a.jpg": ["cat"], "b.png": ["dog"], "a.jpg": ["bird"]}')
+    with pytest.raises(DataError) as exc:
+        read_custom(root)
+    assert "image 'a.jpg' is labelled twice" in str(exc.value) and "labels.json" in str(exc.value)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from woodseg.data.classes import check_class_names
+from woodseg.data.classes import check_class_names, duplicate_names
 from woodseg.data.dataset import LabelledImageSet, multi_hot, read_id_list
 from woodseg.data.voc import IMAGE_EXTS, read_class_list
 from woodseg.errors import DataError, check_file, check_folder
@@ -90,7 +90,9 @@ def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
     check_file(path, "label file", "set data.labels_file")
     if path.suffix.lower() == ".json":
         try:
-            table = json.loads(path.read_text(encoding="utf-8"))
+            table = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+        except _KeyTwice as exc:
+            raise DataError(f"image '{exc}' is labelled twice", path=path, fix="keep one entry per image") from None
         except json.JSONDecodeError as exc:
             raise DataError(f"label file is not valid JSON ({exc})", path=path, fix="fix the JSON") from exc
         if not isinstance(table, dict):
@@ -115,3 +117,15 @@ def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
             rows.append((row["image"].strip(), [n for n in raw.split(";") if n.strip()],
                          (row.get("split") or "").strip() or None))
         return rows
+
+
+
+class _KeyTwice(ValueError):
+    """A JSON object held a key twice (``json`` would keep the last one silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    dups = duplicate_names(k for k, _ in pairs)
+    if dups:
+        raise _KeyTwice(dups[0])
+    return dict(pairs)
