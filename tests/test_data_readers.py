@@ -743,3 +743,23 @@ def test_custom_json_image_labelled_twice(tmp_path):
     with pytest.raises(DataError) as exc:
         read_custom(root)
     assert "image 'a.jpg' is labelled twice" in str(exc.value) and "labels.json" in str(exc.value)
+
+
+# ---- text files in another encoding than UTF-8 ---------------------------------------------------------------
+
+
+def test_latin1_text_files_are_named_with_the_fix(tmp_path):
+    latin = "caf\xe9\n".encode("latin-1")
+    root = _voc_root(tmp_path)
+    (root / "classes.txt").write_bytes(b"person\n" + latin)
+    (tmp_path / "split.txt").write_bytes(latin)
+    (tmp_path / "ood.txt").write_bytes(latin)
+    custom = _custom_root(tmp_path / "c")
+    (custom / "labels.csv").write_bytes(b"image,labels\na.jpg," + latin)
+    for call, name in ((lambda: read_voc(root), "classes.txt"), (lambda: read_id_list(tmp_path / "split.txt"), "split.txt"),
+                       (lambda: read_ood_list(tmp_path / "ood.txt"), "ood.txt"),
+                       (lambda: read_custom(custom), "labels.csv")):
+        with pytest.raises(DataError) as exc:
+            call()
+        assert "is not UTF-8 text" in str(exc.value) and name in str(exc.value), str(exc.value)
+        assert "iconv" in exc.value.fix

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from woodseg.data.classes import duplicate_names
-from woodseg.errors import ConfigError
+from woodseg.errors import ConfigError, decode_utf8
 from woodseg.fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -292,12 +292,13 @@ def _read_yaml(source: str | Path, _chain: tuple[str, ...] = (), _bundled: bool 
     from_file = not _bundled and path.is_file()
     if from_file:
         where, key = str(path), str(path.resolve())
-        text = _decode(path.read_bytes(), where)
+        text = decode_utf8(path.read_bytes(), where, ConfigError)
     elif str(source) in bundled_config_names():
         if path.exists() and not _bundled:
             log.info("'%s' is a folder here; reading the bundled config '%s'", source, source)
         where, key = f"bundled config '{source}'", f"bundled:{source}"
-        text = _decode((importlib.resources.files("woodseg") / "configs" / f"{source}.yaml").read_bytes(), where)
+        text = decode_utf8((importlib.resources.files("woodseg") / "configs" / f"{source}.yaml").read_bytes(), where,
+                           ConfigError)
     elif path.is_dir():
         raise ConfigError(f"config '{source}' is a folder, not a YAML file", path=path,
                           fix=f"pass the YAML file inside it, or one of: {', '.join(bundled_config_names())}")
@@ -350,18 +351,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load_yaml(text: str) -> Any:
     """``yaml.safe_load`` that refuses a key written twice in one mapping (it would silently win)."""
     return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no object construction
-
-
-def _decode(raw: bytes, where: str) -> str:
-    """Config text as UTF-8; another encoding (Latin-1 from an old editor) is an error with the fix."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{where} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})",
-            fix="re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 old.yaml > new.yaml`)",
-        ) from None
 
 
 def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -64,3 +64,19 @@ def check_folder(path: str | Path, what: str, fix: str, error: type[WoodsegError
     if path.exists():
         raise error(f"{what} is a file, not a folder", path=path, fix=fix)
     raise error(f"{what} does not exist", path=path, fix=fix)
+
+
+def decode_utf8(raw: bytes, where: str | Path, error: type[WoodsegError] = DataError) -> str:
+    """``raw`` as UTF-8 text; another encoding (Latin-1 from an old editor) is ``error`` with the fix."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise error(f"{where} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})",
+                    fix="re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 old.txt > new.txt`)") from None
+
+
+def read_text(path: str | Path, what: str, fix: str, error: type[WoodsegError] = DataError) -> str:
+    """The UTF-8 text of the file ``path``, after :func:`check_file`; a decoding failure names the file."""
+    path = check_file(path, what, fix, error)
+    return decode_utf8(path.read_bytes(), path, error)

@@ -127,3 +127,11 @@ def test_restrict_to_a_class_named_twice_is_refused():
 def test_mapping_path_that_is_a_folder(tmp_path: Path):
     with pytest.raises(ConfigError, match="mapping file is a folder, not a file"):
         load_mapping(tmp_path)
+
+
+def test_latin1_mapping_names_the_file(tmp_path: Path):
+    p = tmp_path / "m.yaml"
+    p.write_bytes("classes:\n  caf\xe9: {primary: [/m/x]}\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(p)
+    assert "not UTF-8" in str(exc.value) and "line 2" in str(exc.value) and str(p) in str(exc.value)

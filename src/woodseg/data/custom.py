@@ -15,6 +15,7 @@ optionally ``split``. ``labels.json`` maps an image file name (or stem) to a lis
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 from woodseg.data.classes import check_class_names, duplicate_names
 from woodseg.data.dataset import LabelledImageSet, multi_hot, read_id_list
 from woodseg.data.voc import IMAGE_EXTS, read_class_list
-from woodseg.errors import DataError, check_file, check_folder
+from woodseg.errors import DataError, check_folder, read_text
 
 
 def read_custom(
@@ -87,10 +88,10 @@ def read_custom(
 
 
 def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
-    check_file(path, "label file", "set data.labels_file")
+    text = read_text(path, "label file", "set data.labels_file")
     if path.suffix.lower() == ".json":
         try:
-            table = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+            table = json.loads(text, object_pairs_hook=_unique_keys)
         except _KeyTwice as exc:
             raise DataError(f"image '{exc}' is labelled twice", path=path, fix="keep one entry per image") from None
         except json.JSONDecodeError as exc:
@@ -105,7 +106,7 @@ def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
                 raise DataError(f"labels of '{image}' are not a list", path=path, fix="use a list of class names")
             rows.append((image, [str(n) for n in names], None))
         return rows
-    with open(path, newline="", encoding="utf-8") as fh:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         cols = set(reader.fieldnames or [])
         if not {"image", "labels"} <= cols:
@@ -117,7 +118,6 @@ def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
             rows.append((row["image"].strip(), [n for n in raw.split(";") if n.strip()],
                          (row.get("split") or "").strip() or None))
         return rows
-
 
 
 class _KeyTwice(ValueError):

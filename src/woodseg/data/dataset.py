@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from woodseg.data.classes import check_class_names
-from woodseg.errors import DataError, check_file
+from woodseg.errors import DataError, read_text
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -151,10 +151,10 @@ def read_id_list(path: Path) -> list[str]:
 
     Ids stay strings (``2007_000032``); they are never parsed as integers (pitfall 16).
     """
-    check_file(path, "split list", "create it or choose another split")
+    text = read_text(path, "split list", "create it or choose another split")
     ids: list[str] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from woodseg.data.dataset import OodSet
 from woodseg.data.voc import IMAGE_EXTS
-from woodseg.errors import DataError, check_file, check_folder
+from woodseg.errors import DataError, check_folder, read_text
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +24,15 @@ def read_ood_list(list_file: str | Path, root: str | Path | None = None, check_e
     Blank lines and ``#`` comments are skipped; trailing whitespace is stripped (the official loader strips
     the newline only). A missing file is an error listing how many are missing and the first few.
     """
-    list_file = check_file(list_file, "OoD list", "set data.ood_list=path/to/ood_list.txt")
+    list_file = Path(list_file)
+    text = read_text(list_file, "OoD list", "set data.ood_list=path/to/ood_list.txt")
     base = Path(root) if root is not None else list_file.parent
     resolver = _EntryResolver(base)
     ids: list[str] = []
     paths: list[Path] = []
     seen: set[str] = set()
     rules: Counter[str] = Counter()
-    for lineno, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue

@@ -25,7 +25,7 @@ import numpy as np
 from woodseg.data.classes import check_class_names
 from woodseg.data.dataset import VOC_CLASSES, LabelledImageSet, multi_hot, read_id_list
 from woodseg.data.images import load_mask
-from woodseg.errors import DataError, check_file, check_folder
+from woodseg.errors import DataError, check_file, check_folder, read_text
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 def read_class_list(path: Path) -> tuple[str, ...]:
     """One class name per line; blank lines and ``#`` comments ignored; ``background`` lines dropped."""
-    check_file(path, "class list", "write one class name per line")
-    names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    text = read_text(path, "class list", "write one class name per line")
+    names = [ln.strip() for ln in text.splitlines()]
     names = [n for n in names if n and not n.startswith("#") and n.lower() not in ("background", "__background__")]
     check_class_names(names, path, fix="remove the duplicate line")
     if not names:

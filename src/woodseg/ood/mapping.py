@@ -21,7 +21,7 @@ import yaml
 
 from woodseg.config import load_yaml
 from woodseg.data.classes import check_class_names
-from woodseg.errors import ConfigError, DataError, check_file
+from woodseg.errors import ConfigError, DataError, check_file, read_text
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ def bundled_mapping_path() -> Path:
 def load_mapping(path: str | Path | None = None) -> ClassMapping:
     """Read a mapping YAML (default: the shipped Pascal VOC one), checking its structure."""
     path = Path(path) if path is not None else bundled_mapping_path()
-    check_file(path, "mapping file", "pass an existing YAML to --mapping", ConfigError)
+    text = read_text(path, "mapping file", "pass an existing YAML to --mapping", ConfigError)
     try:
-        doc = load_yaml(path.read_text(encoding="utf-8"))
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:  # a class written twice under `classes:` is one of these
         raise ConfigError(f"mapping is not valid YAML ({exc})", path=path,
                           fix="fix the YAML syntax; name each class once") from exc
