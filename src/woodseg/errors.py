@@ -40,7 +40,7 @@ class TrainingError(WoodsegError):
 
 
 def check_file(path: str | Path, what: str, fix: str, error: type[WoodsegError] = DataError) -> Path:
-    """``path`` if it is a readable-kind file; else ``error`` saying whether it is missing or a folder.
+    """``path`` if it is a regular file; else ``error`` saying whether it is missing or a folder.
 
     A folder where a file is expected is a different mistake from a missing file (a path one level too
     short, an unpacked archive): the message says which it is.

@@ -7,16 +7,19 @@ rankings, OoD mappings) checks its list with :func:`check_class_names`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from woodseg.errors import DataError
 
+T = TypeVar("T", bound=Hashable)
 
-def duplicate_names(names: Iterable[str]) -> list[str]:
-    """Names listed more than once, in order of their second appearance."""
-    seen: set[str] = set()
-    dups: list[str] = []
+
+def duplicate_names(names: Iterable[T]) -> list[T]:
+    """Names (or any values) listed more than once, in order of their second appearance."""
+    seen: set[T] = set()
+    dups: list[T] = []
     for n in names:
         if n in seen and n not in dups:
             dups.append(n)
