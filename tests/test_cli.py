@@ -376,3 +376,57 @@ def test_loss_balance_script(runs, tmp_path):
     out = tmp_path / "balance.md"
     mod.main([str(runs.wood), "--batches", "1", "--out", str(out)])
     assert "| dist |" in out.read_text() and "variant paper" in out.read_text()
+
+
+# ---- hostile inputs: configs, class lists, folders where files belong, OoD ids ----------------------------
+
+
+def test_config_file_problems_are_clean_errors(monkeypatch, capsys, tmp_path):
+    (tmp_path / "self.yaml").write_text("_base_: self.yaml\n")
+    msg = assert_clean_error(*run_main(monkeypatch, capsys, "config", "show", tmp_path / "self.yaml"))
+    assert "cycle" in msg
+    (tmp_path / "latin.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    msg = assert_clean_error(*run_main(monkeypatch, capsys, "config", "show", tmp_path / "latin.yaml"))
+    assert "not UTF-8" in msg and "latin.yaml" in msg
+    msg = assert_clean_error(*run_main(monkeypatch, capsys, "train", "data.class_names=[a,b,a]"), one_line=False)
+    assert "data.class_names" in msg and "'a'" in msg
+
+
+def test_dash_c_demo_beside_a_demo_folder_reads_the_bundled_config(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    code, out, err = run_main(monkeypatch, capsys, "config", "show", "demo")
+    assert code in (0, None) and "name: demo" in out, err
+
+
+def test_out_dir_below_a_file_is_a_config_error(monkeypatch, capsys, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    msg = assert_clean_error(*run_main(monkeypatch, capsys, "train", f"out_dir={tmp_path / 'taken' / 'run'}"),
+                             one_line=False)
+    assert "out_dir" in msg and "is a file, not a folder" in msg
+
+
+def test_classes_txt_folder_stops_train_instead_of_using_voc_classes(monkeypatch, capsys, tiny_voc, tmp_path):
+    root = tmp_path / "voc"
+    shutil.copytree(tiny_voc, root)
+    (root / "classes.txt").unlink()
+    (root / "classes.txt").mkdir()
+    ovr = tiny_overrides(root, tmp_path / "out", **{"wood.variant": "none"})
+    msg = assert_clean_error(*run_main(monkeypatch, capsys, "train", "-q", *ovr))
+    assert "class list is a folder, not a file" in msg and "classes.txt" in msg
+
+
+def test_ood_list_folder_is_named_and_the_fix_is_a_real_setting(monkeypatch, capsys, tiny_voc, tmp_path):
+    (tmp_path / "ood_list.txt").mkdir()
+    ovr = tiny_overrides(tiny_voc, tmp_path / "out", **{"data.ood_list": tmp_path / "ood_list.txt"})
+    msg = assert_clean_error(*run_main(monkeypatch, capsys, "train", "-q", *ovr))
+    assert "OoD list is a folder, not a file" in msg and "data.ood_list=" in msg and "--ood-list" not in msg
+
+
+def test_ood_list_of_image_ids_is_read(monkeypatch, capsys, tiny_voc, tmp_path):
+    ids = sorted(p.stem for p in (tiny_voc / "ood").iterdir())
+    (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
+    # wood.K above the list's size stops right after the list is read: the ids resolved to images
+    ovr = tiny_overrides(tiny_voc, tmp_path / "out", **{"data.ood_list": tmp_path / "ids.txt", "wood.K": 99})
+    msg = assert_clean_error(*run_main(monkeypatch, capsys, "train", "-q", *ovr))
+    assert f"has only {len(ids)} images" in msg

@@ -231,3 +231,183 @@ def test_every_config_key_is_documented_and_the_reference_is_current():
             assert not line.rstrip().endswith("|  |"), f"undocumented key: {line}"
     doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
     assert doc.read_text() == text, "docs/configuration.md is stale: run `woodseg config reference > docs/configuration.md`"
+
+
+# ---- ranges: each bad value is a config error naming its key ------------------------------------------------
+
+
+@pytest.mark.parametrize("override,key", [
+    ("train.crop_size=-8", "train.crop_size"),
+    ("train.crop_size=0", "train.crop_size"),
+    ("train.threads=-1", "train.threads"),
+    ("train.threads=0", "train.threads"),
+    ("train.resize_long=[56,40]", "train.resize_long"),
+    ("train.resize_long=[0,0]", "train.resize_long"),
+    ("train.resize_long=[-5,40]", "train.resize_long"),
+    ("cam.scales=[]", "cam.scales"),
+    ("cam.scales=[-1.0]", "cam.scales"),
+    ("cam.scales=[0]", "cam.scales"),
+    ("cam.scales=[1.0,.nan]", "cam.scales"),
+    ("cam.scales=[1.0,1.0]", "cam.scales"),
+    ("cam.splits=[]", "cam.splits"),
+    ("eval.thresholds=[]", "eval.thresholds"),
+    ("eval.thresholds=[-5,7,nan]", "eval.thresholds"),
+    ("eval.thresholds=[-5,7]", "eval.thresholds"),
+    ("eval.thresholds=[0.1,.inf]", "eval.thresholds"),
+    ("eval.fixed_threshold=1.5", "eval.fixed_threshold"),
+    ("eval.fixed_threshold=nan", "eval.fixed_threshold"),
+    ("train.classifier_lr_mult=-10", "train.classifier_lr_mult"),
+    ("train.lr=nan", "train.lr"),
+    ("train.lr=.inf", "train.lr"),
+    ("train.weight_decay=-1e-4", "train.weight_decay"),
+    ("train.momentum=-0.9", "train.momentum"),
+    ("train.momentum=1.5", "train.momentum"),
+    ("train.poly_power=-0.9", "train.poly_power"),
+    ("train.batch_size=0", "train.batch_size"),
+    ("train.seed=-1", "train.seed"),
+    ("wood.ood_long_side=0", "wood.ood_long_side"),
+    ("wood.K=0", "wood.K"),
+    ("wood.ood_batch_size=0", "wood.ood_batch_size"),
+    ("wood.ood_coeff=-0.25", "wood.ood_coeff"),
+    ("wood.adv_step=-0.07", "wood.adv_step"),
+    ("wood.lam=nan", "wood.lam"),
+    ("model.strides=[2,2,0,1]", "model.strides"),
+    ("demo.benchmark_seed=-3", "demo.benchmark_seed"),
+])
+def test_out_of_range_values_name_the_key(override, key):
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, [override])
+    assert f"  {key}" in str(exc.value), str(exc.value)
+    assert "fix:" in str(exc.value)
+
+
+def test_resize_long_says_which_bound_is_wrong():
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["train.resize_long=[56,40]"])
+    assert "low 56 is above high 40" in str(exc.value)
+
+
+@pytest.mark.parametrize("override", [
+    "train.momentum=0.9", "train.momentum=0", "train.classifier_lr_mult=1", "train.weight_decay=0",
+    "train.poly_power=0", "train.resize_long=[320,320]", "train.threads=1", "train.threads=null",
+    "cam.scales=[1.0,0.5,1.5,2.0]", "eval.thresholds=[0,0.15,1]", "eval.fixed_threshold=0.15",
+    "wood.ood_long_side=null", "wood.ood_coeff=0", "wood.adv_step=0", "cam.splits=null",
+])
+def test_values_real_recipes_use_stay_valid(override):
+    load_config(None, [override])
+
+
+def test_bundled_configs_still_validate():
+    for name in bundled_config_names():
+        load_config(name)
+
+
+# ---- class names ------------------------------------------------------------------------------------------
+
+
+def test_duplicate_class_names_are_refused_naming_the_duplicate():
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["data.class_names=[a,b,a]"])
+    assert "data.class_names" in str(exc.value) and "'a'" in str(exc.value)
+    for bad in ("data.class_names=[]", "data.class_names=[a,' ']"):
+        with pytest.raises(ConfigError) as exc:
+            load_config(None, [bad])
+        assert "data.class_names" in str(exc.value)
+    assert load_config(None, ["data.class_names=[a,b]"]).data.class_names == ["a", "b"]
+
+
+# ---- config files -----------------------------------------------------------------------------------------
+
+
+def test_base_that_includes_itself_is_a_clear_error(tmp_path):
+    p = tmp_path / "self.yaml"
+    p.write_text("_base_: self.yaml\nname: x\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "cycle" in str(exc.value) and str(p) in str(exc.value)
+    assert "fix:" in str(exc.value)
+
+
+def test_base_cycle_through_two_files_names_the_chain(tmp_path):
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("_base_: a.yaml\nname: b\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(tmp_path / "a.yaml")
+    msg = str(exc.value)
+    assert "cycle" in msg and f"{tmp_path / 'a.yaml'} -> {tmp_path / 'b.yaml'} -> {tmp_path / 'a.yaml'}" in msg
+
+
+def test_a_diamond_of_bases_is_not_a_cycle(tmp_path):
+    (tmp_path / "root.yaml").write_text("name: root\n")
+    (tmp_path / "mid.yaml").write_text("_base_: root.yaml\ntrain: {epochs: 2}\n")
+    (tmp_path / "top.yaml").write_text("_base_: mid.yaml\nwood: {K: 3}\n")
+    cfg = load_config(tmp_path / "top.yaml")
+    assert (cfg.name, cfg.train.epochs, cfg.wood.K) == ("root", 2, 3)
+
+
+def test_latin1_yaml_is_a_clear_error_with_the_fix(tmp_path):
+    p = tmp_path / "latin.yaml"
+    p.write_bytes("# ok\nname: café\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    msg = str(exc.value)
+    assert str(p) in msg and "not UTF-8" in msg and "line 2" in msg
+    assert "UTF-8" in exc.value.fix
+
+
+def test_folder_named_like_a_bundled_config_reads_the_bundled_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert load_config("demo").name == "demo"
+
+
+def test_folder_given_as_config_is_a_clear_error(tmp_path):
+    (tmp_path / "myrun").mkdir()
+    with pytest.raises(ConfigError) as exc:
+        load_config(tmp_path / "myrun")
+    assert "is a folder, not a YAML file" in str(exc.value)
+
+
+def test_bundled_base_is_not_taken_from_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "voc12_cam_r50.yaml").write_text("name: impostor\ntrain: {epochs: 99}\n")
+    cfg = load_config("voc12_wood_r50")
+    assert cfg.train.epochs == 5
+
+
+def test_out_dir_inside_a_file_is_a_config_error(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    for out in (f, f / "run"):
+        with pytest.raises(ConfigError) as exc:
+            load_config(None, [f"out_dir={out}"])
+        assert "out_dir" in str(exc.value) and f"{f} is a file, not a folder" in str(exc.value)
+    assert load_config(None, [f"out_dir={tmp_path / 'new' / 'run'}"]).out_dir == tmp_path / "new" / "run"
+
+
+def test_a_key_written_twice_in_a_config_file_is_refused(tmp_path):
+    p = tmp_path / "twice.yaml"
+    p.write_text("train:\n  epochs: 3\nwood:\n  K: 5\ntrain:\n  lr: 0.5\n")  # the second `train:` would drop epochs
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "'train' appears twice" in str(exc.value) and str(p) in str(exc.value)
+
+
+def test_missing_base_names_the_including_file(tmp_path):
+    p = tmp_path / "top.yaml"
+    p.write_text("_base_: gone.yaml\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "`_base_: gone.yaml`" in str(exc.value) and str(p) in str(exc.value)
+    (tmp_path / "gone.yaml").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(p)
+
+
+def test_user_file_can_build_on_a_bundled_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # a run folder named like the bundled config changes nothing
+    p = tmp_path / "mine.yaml"
+    p.write_text("_base_: demo.yaml\ntrain: {epochs: 1}\n")
+    cfg = load_config(p)
+    assert cfg.name == "demo" and cfg.train.epochs == 1 and cfg.train.crop_size == 80

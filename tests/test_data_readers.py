@@ -560,3 +560,206 @@ def test_load_ood_from_config(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_ood(DataConfig())
     assert "wood.variant=none" in str(exc.value)
+
+
+# ---- class lists: each class once, wherever the list comes from ------------------------------------------
+
+
+def test_classes_txt_duplicate_is_named(tmp_path):
+    root = _voc_root(tmp_path)
+    (root / "classes.txt").write_text("cat\ndog\ncat\n")
+    with pytest.raises(DataError) as exc:
+        read_voc(root)
+    assert "'cat'" in str(exc.value) and "classes.txt" in str(exc.value)
+
+
+def test_duplicate_class_names_passed_to_a_reader_are_refused(tmp_path):
+    with pytest.raises(DataError) as exc:
+        read_voc(_voc_root(tmp_path), class_names=["person", "dog", "person"])
+    assert "'person'" in str(exc.value)
+    root = _custom_root(tmp_path, "image,labels\na.jpg,cat\n")
+    with pytest.raises(DataError) as exc:
+        read_custom(root, class_names=["cat", "dog", "cat"])
+    assert "'cat'" in str(exc.value)
+
+
+def test_custom_classes_txt_duplicate_is_named(tmp_path):
+    root = _custom_root(tmp_path, "image,labels\na.jpg,cat\n")
+    (root / "classes.txt").write_text("cat\ndog\ndog\n")
+    with pytest.raises(DataError) as exc:
+        read_custom(root)
+    assert "'dog'" in str(exc.value) and "classes.txt" in str(exc.value)
+
+
+# ---- a folder where a file is expected -------------------------------------------------------------------
+
+
+def test_classes_txt_folder_is_an_error_not_the_voc_classes(tmp_path):
+    root = _voc_root(tmp_path)
+    (root / "classes.txt").mkdir()
+    with pytest.raises(DataError) as exc:
+        read_voc(root)
+    assert "is a folder, not a file" in str(exc.value) and "classes.txt" in str(exc.value)
+
+
+def test_custom_classes_txt_and_labels_folder(tmp_path):
+    root = _custom_root(tmp_path, "image,labels\na.jpg,cat\n")
+    (root / "labels.csv").unlink()
+    (root / "labels.csv").mkdir()
+    with pytest.raises(DataError) as exc:
+        read_custom(root)
+    assert "label file is a folder, not a file" in str(exc.value) and "labels.csv" in str(exc.value)
+    with pytest.raises(DataError) as exc:
+        read_custom(root, labels_file=tmp_path)
+    assert "is a folder, not a file" in str(exc.value)
+    (root / "classes.txt").unlink()
+    (root / "classes.txt").mkdir()
+    with pytest.raises(DataError) as exc:
+        read_custom(root)
+    assert "class list is a folder, not a file" in str(exc.value)
+
+
+def test_image_and_mask_folders_are_named_as_folders(tmp_path):
+    from woodseg.data.images import image_size, load_image, load_mask
+    from woodseg.errors import ImageError
+
+    (tmp_path / "x.jpg").mkdir()
+    for read in (load_image, image_size):
+        with pytest.raises(ImageError) as exc:
+            read(tmp_path / "x.jpg")
+        assert "is a folder, not a file" in str(exc.value) and "x.jpg" in str(exc.value)
+    with pytest.raises(DataError) as exc:
+        load_mask(tmp_path / "x.jpg")
+    assert "is a folder, not a file" in str(exc.value)
+    with pytest.raises(ImageError) as exc:
+        load_image(tmp_path / "gone.jpg")
+    assert "does not exist" in str(exc.value)
+
+
+def test_split_list_folder(tmp_path):
+    (tmp_path / "train.txt").mkdir()
+    with pytest.raises(DataError) as exc:
+        read_id_list(tmp_path / "train.txt")
+    assert "split list is a folder, not a file" in str(exc.value)
+
+
+def test_ood_list_that_is_a_folder(tmp_path):
+    (tmp_path / "ood_list.txt").mkdir()
+    with pytest.raises(DataError) as exc:
+        read_ood_list(tmp_path / "ood_list.txt")
+    msg = str(exc.value)
+    assert "OoD list is a folder, not a file" in msg
+    assert "--ood-list" not in msg and "data.ood_list=" in msg
+
+
+def test_ood_list_missing_suggests_a_real_setting(tmp_path):
+    with pytest.raises(DataError) as exc:
+        read_ood_list(tmp_path / "nolist.txt")
+    assert "does not exist" in str(exc.value)
+    assert "--ood-list" not in str(exc.value) and "data.ood_list=" in exc.value.fix
+
+
+def test_ood_list_entries_that_are_folders(tmp_path):
+    root = _ood_root(tmp_path)
+    lst = tmp_path / "ood_list.txt"
+    lst.write_text("x/1.jpg\nx\ny\n")
+    with pytest.raises(DataError) as exc:
+        read_ood_list(lst, root)
+    msg = str(exc.value)
+    assert "2 of 3 OoD list entries are folders, not image files" in msg and str(root / "x") in msg
+
+
+# ---- OoD lists written as image ids --------------------------------------------------------------------------
+
+
+def _id_root(tmp_path: Path) -> Path:
+    root = tmp_path / "openimages"
+    for rel in ("JPEGImages/ood_00000.jpg", "JPEGImages/ood_00001.JPG", "JPEGImages/ood_00002.png", "top_3.jpeg"):
+        _img(root / rel)
+    return root
+
+
+def test_ood_list_of_ids_resolves_under_jpegimages_and_root(tmp_path, caplog):
+    root = _id_root(tmp_path)
+    lst = tmp_path / "ood_list.txt"
+    lst.write_text("ood_00000\nood_00001\nood_00002.png\ntop_3\nood_00000.jpg\nJPEGImages/ood_00002.png\n")
+    with caplog.at_level("INFO", logger="woodseg.data.ood_list"):
+        ood = read_ood_list(lst, root)
+    assert ood.ids == ["JPEGImages/ood_00000.jpg", "JPEGImages/ood_00001.JPG", "JPEGImages/ood_00002.png",
+                       "top_3.jpeg"]  # the later lines name the same files again: listed once
+    assert ood.paths == [root / i for i in ood.ids]
+    assert "3 entries read as image ids" in caplog.text and "1 entries found under JPEGImages/" in caplog.text
+    assert "line 5 ('ood_00000.jpg') names JPEGImages/ood_00000.jpg again" in caplog.text
+
+
+def test_ood_list_official_paths_are_kept_as_written(tmp_path, caplog):
+    root = _id_root(tmp_path)
+    (root / "ood_00000.jpg").write_bytes((root / "JPEGImages" / "ood_00000.jpg").read_bytes())
+    lst = tmp_path / "ood_list.txt"
+    lst.write_text("JPEGImages/ood_00000.jpg\nood_00000.jpg\n")
+    with caplog.at_level("INFO", logger="woodseg.data.ood_list"):
+        ood = read_ood_list(lst, root)
+    assert ood.ids == ["JPEGImages/ood_00000.jpg", "ood_00000.jpg"]  # a file at the path as written wins
+    assert "image ids" not in caplog.text
+
+
+def test_ood_list_ambiguous_id_lists_the_candidates(tmp_path):
+    root = _id_root(tmp_path)
+    _img(root / "JPEGImages" / "ood_00000.png")
+    _img(root / "ood_00000.webp")
+    lst = tmp_path / "ood_list.txt"
+    lst.write_text("ood_00001\nood_00000\n")
+    with pytest.raises(DataError) as exc:
+        read_ood_list(lst, root)
+    msg = str(exc.value)
+    assert "line 2" in msg and str(lst) in msg
+    for cand in ("ood_00000.webp", "JPEGImages/ood_00000.jpg", "JPEGImages/ood_00000.png"):
+        assert cand in msg
+
+
+def test_ood_list_unknown_id_is_missing_and_the_fix_mentions_ids(tmp_path):
+    root = _id_root(tmp_path)
+    lst = tmp_path / "ood_list.txt"
+    lst.write_text("ood_00000\nood_99999\n")
+    with pytest.raises(DataError) as exc:
+        read_ood_list(lst, root)
+    assert "1 of 2" in str(exc.value) and "ood_99999" in str(exc.value)
+    assert "image id" in exc.value.fix
+    assert read_ood_list(lst, root, check_exists=False).ids == ["JPEGImages/ood_00000.jpg", "ood_99999"]
+
+
+def test_dataset_root_or_ood_folder_that_is_a_file(tmp_path):
+    f = tmp_path / "VOC2012.tar"
+    f.write_bytes(b"x")
+    for read in (read_voc, read_custom, ood_from_folder):
+        with pytest.raises(DataError) as exc:
+            read(f)
+        assert "is a file, not a folder" in str(exc.value) and "VOC2012.tar" in str(exc.value)
+
+
+def test_custom_json_image_labelled_twice(tmp_path):
+    root = _custom_root(tmp_path)
+    (root / "labels.json").write_text('{"a.jpg": ["cat"], "b.png": ["dog"], "a.jpg": ["bird"]}')
+    with pytest.raises(DataError) as exc:
+        read_custom(root)
+    assert "image 'a.jpg' is labelled twice" in str(exc.value) and "labels.json" in str(exc.value)
+
+
+# ---- text files in another encoding than UTF-8 ---------------------------------------------------------------
+
+
+def test_latin1_text_files_are_named_with_the_fix(tmp_path):
+    latin = "caf\xe9\n".encode("latin-1")
+    root = _voc_root(tmp_path)
+    (root / "classes.txt").write_bytes(b"person\n" + latin)
+    (tmp_path / "split.txt").write_bytes(latin)
+    (tmp_path / "ood.txt").write_bytes(latin)
+    custom = _custom_root(tmp_path / "c")
+    (custom / "labels.csv").write_bytes(b"image,labels\na.jpg," + latin)
+    for call, name in ((lambda: read_voc(root), "classes.txt"), (lambda: read_id_list(tmp_path / "split.txt"), "split.txt"),
+                       (lambda: read_ood_list(tmp_path / "ood.txt"), "ood.txt"),
+                       (lambda: read_custom(custom), "labels.csv")):
+        with pytest.raises(DataError) as exc:
+            call()
+        assert "is not UTF-8 text" in str(exc.value) and name in str(exc.value), str(exc.value)
+        assert "iconv" in exc.value.fix

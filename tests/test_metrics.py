@@ -79,3 +79,55 @@ def test_image_without_classes_is_all_background():
     gt = np.array([[0, 1]])
     got = sweep_confusions(gt, np.zeros((0, 1, 2), np.float32), np.array([], np.int64), np.array([0.1, 0.2]), 3)
     np.testing.assert_array_equal(got[0], [[1, 0, 0], [1, 0, 0], [0, 0, 0]])
+
+
+# ---- a seed whose size differs from its mask: say why -------------------------------------------------------
+
+
+def _one_image_voc(tmp_path, orientation: int):
+    from PIL import Image
+
+    from woodseg.data.palette import save_palette_png
+    from woodseg.data.voc import read_voc
+
+    root = tmp_path / "voc"
+    for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / d).mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(root / "JPEGImages" / "a.jpg", exif=exif)  # stored 48 x 64
+    save_palette_png(root / "SegmentationClass" / "a.png", np.ones((48, 64), np.uint8))
+    (root / "ImageSets/Segmentation/train.txt").write_text("a\n")
+    (root / "classes.txt").write_text("thing\n")
+    return read_voc(root)
+
+
+def _seed(tmp_path, h: int, w: int):
+    from woodseg.seeds.store import Seed, save_seed
+
+    folder = tmp_path / "cams"
+    save_seed(folder / "a.npz", Seed(np.array([0]), np.zeros((1, 1, 1), np.float32), np.ones((1, h, w), np.float32),
+                                     np.array([1.0]), (h, w)))
+    return folder
+
+
+def test_exif_rotated_image_is_named_as_the_cause_not_restart(tmp_path):
+    from woodseg.errors import DataError
+    from woodseg.evaluate.seeds import evaluate_seeds
+
+    ds = _one_image_voc(tmp_path, orientation=6)
+    with pytest.raises(DataError) as exc:
+        evaluate_seeds(ds, "train", _seed(tmp_path, 64, 48), [0.5])  # seeds follow the displayed (turned) image
+    msg = str(exc.value)
+    assert "EXIF rotation (orientation 6)" in msg and "a.jpg" in msg and "a.png" in msg
+    assert "Orientation" in exc.value.fix and not exc.value.fix.startswith("remake")
+
+
+def test_other_size_mismatch_keeps_the_general_message(tmp_path):
+    from woodseg.errors import DataError
+    from woodseg.evaluate.seeds import evaluate_seeds
+
+    ds = _one_image_voc(tmp_path, orientation=1)
+    with pytest.raises(DataError) as exc:
+        evaluate_seeds(ds, "train", _seed(tmp_path, 40, 40), [0.5])
+    assert "seed is (40, 40)" in str(exc.value) and "EXIF" not in str(exc.value)

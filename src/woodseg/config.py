@@ -8,18 +8,25 @@ values (``cam.scales=[1.0,0.5]``). Unknown keys are errors, never silently ignor
 from __future__ import annotations
 
 import importlib.resources
+import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from woodseg.errors import ConfigError
+from woodseg.data.classes import duplicate_names
+from woodseg.errors import ConfigError, decode_utf8
 from woodseg.fsutil import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+_Positive = Annotated[int, Field(ge=1)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -37,11 +44,26 @@ class DataConfig(_Section):
     cls_labels: Path | None = Field(None, description="IRN-style cls_labels.npy; default: labels from Annotations XML.")
     labels_file: Path | None = Field(None, description="custom format: CSV or JSON of image labels.")
     ood_root: Path | None = Field(None, description="Folder the OoD list's paths are relative to.")
-    ood_list: Path | None = Field(None, description="One image path per line, relative to ood_root (official format).")
+    ood_list: Path | None = Field(None, description="One image path per line, relative to ood_root (official "
+                                  "format), or an image id (<id>.jpg, .png, ... in ood_root or its JPEGImages/).")
     on_bad_image: Literal["error", "skip"] = Field(
         "error", description="What a corrupt or unreadable image does: stop with its name, or log and skip it."
     )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the main process).")
+
+    @field_validator("class_names")
+    @classmethod
+    def _unique_classes(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("must name at least one class (or be null: root/classes.txt, else the 20 VOC classes)")
+        if any(not n.strip() for n in v):
+            raise ValueError("holds an empty class name")
+        dups = duplicate_names(v)
+        if dups:
+            raise ValueError(f"names {', '.join(repr(d) for d in dups)} more than once; name each class once")
+        return v
 
 
 class ModelConfig(_Section):
@@ -49,7 +71,7 @@ class ModelConfig(_Section):
 
     backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50", "resnet101"] = Field(
         "resnet50", description="torchvision ResNet; resnet10 (one BasicBlock per stage) is for CPU-scale work.")
-    strides: tuple[int, int, int, int] = Field(
+    strides: tuple[_Positive, _Positive, _Positive, _Positive] = Field(
         (2, 2, 2, 1), description="Strides of (conv1, layer2, layer3, layer4); IRN uses (2,2,2,1): output stride 16."
     )
     weights: str | None = Field(
@@ -68,23 +90,30 @@ class TrainConfig(_Section):
     epochs: int = Field(5, ge=1, description="Passes over the training split (drop_last batches).")
     batch_size: int = Field(16, ge=1, description="Global in-distribution batch (split over DDP processes).")
     lr: float = Field(0.1, gt=0, description="Backbone learning rate; the classifier gets lr * classifier_lr_mult.")
-    classifier_lr_mult: float = Field(10.0, description="Learning-rate multiplier of the new classifier layer.")
-    weight_decay: float = Field(1e-4, description="L2 weight decay on both parameter groups.")
+    classifier_lr_mult: float = Field(10.0, ge=0, description="Learning-rate multiplier of the new classifier layer.")
+    weight_decay: float = Field(1e-4, ge=0, description="L2 weight decay on both parameter groups.")
     momentum: float = Field(
-        1e-4, ge=0, description="IRN's PolyOptimizer passes weight_decay into SGD's momentum slot: effectively 1e-4."
+        1e-4, ge=0, lt=1, description="IRN's PolyOptimizer passes weight_decay into SGD's momentum slot: effectively 1e-4."
     )
-    poly_power: float = Field(0.9, description="lr = base * (1 - step/max_steps)^poly_power.")
-    resize_long: tuple[int, int] = Field((320, 640), description="Random long side (inclusive range) before the crop.")
-    crop_size: int = Field(512, description="Square random crop; smaller images are padded with the mean colour.")
+    poly_power: float = Field(0.9, ge=0, description="lr = base * (1 - step/max_steps)^poly_power.")
+    resize_long: tuple[_Positive, _Positive] = Field((320, 640), description="Random long side (inclusive range) before the crop.")
+    crop_size: int = Field(512, ge=1, description="Square random crop; smaller images are padded with the mean colour.")
     init_from: Path | None = Field(None, description="Classifier checkpoint to start from (W-OoD fine-tunes F_in).")
-    seed: int = Field(0, description="Seeds model init, data order and augmentation.")
+    seed: int = Field(0, ge=0, description="Seeds model init, data order and augmentation.")
     device: str = Field("auto", description="auto (CUDA if available), cpu, cuda, cuda:N.")
-    threads: int | None = Field(None, description="torch CPU threads; default: leave torch's choice.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: leave torch's choice.")
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
     checkpoint_minutes: float | None = Field(
         30.0, gt=0, description="Also checkpoint when this many minutes passed since the last one (null: off).")
     log_every: int = Field(1, ge=1, description="Steps between metrics.jsonl records.")
     drop_last: bool = Field(True, description="Drop the last incomplete batch of each epoch (IRN does).")
+
+    @field_validator("resize_long")
+    @classmethod
+    def _low_high(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] > v[1]:
+            raise ValueError(f"low {v[0]} is above high {v[1]}; write [low, high]")
+        return v
 
 
 class WoodConfig(_Section):
@@ -110,13 +139,13 @@ class WoodConfig(_Section):
         None, ge=1, description="Recompute centres every N epochs; null: once from the starting model (official)."
     )
     ood_batch_size: int = Field(16, ge=1, description="OoD images per step (their own loader, restarted when exhausted).")
-    ood_long_side: int | None = Field(500, description="OoD images are resized to this long side for centres.")
+    ood_long_side: int | None = Field(500, ge=1, description="OoD images are resized to this long side for centres.")
     use_cls_in: bool = Field(True, description="Table 5: L_cls on D_in.")
     use_cls_ood: bool = Field(True, description="Table 5: L_cls (BCE to zero) on D_ood.")
     use_d_in: bool = Field(True, description="Table 5: L_d pull towards the image's class centres.")
     use_d_ood: bool = Field(True, description="Table 5: L_d push from the nearest OoD centres.")
-    ood_coeff: float = Field(0.25, description="official: weight of the OoD classification term.")
-    adv_step: float = Field(0.07, description="official: anti-adversarial step size on OoD images.")
+    ood_coeff: float = Field(0.25, ge=0, description="official: weight of the OoD classification term.")
+    adv_step: float = Field(0.07, ge=0, description="official: anti-adversarial step size on OoD images.")
     exclude_class: str | None = Field(
         "bottle", description="official: OoD images whose top class is this one are left out of the OoD term."
     )
@@ -157,6 +186,26 @@ class CamConfig(_Section):
     splits: list[str] | None = Field(None, description="Splits to make CAMs for; default: seed and held-out splits.")
     dtype: Literal["float32", "float16"] = Field("float32", description="Storage type of the seed maps.")
 
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("must list at least one scale (IRN: [1.0, 0.5, 1.5, 2.0])")
+        bad = [s for s in v if not s > 0]
+        if bad:
+            raise ValueError(f"scales must be above 0, got {bad}")
+        dups = duplicate_names(v)
+        if dups:
+            raise ValueError(f"lists {dups} more than once")
+        return v
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("must name at least one split (or be null: the seed and held-out splits)")
+        return v
+
 
 class EvalConfig(_Section):
     """Seed evaluation (IRN protocol: constant background plane, threshold sweep)."""
@@ -164,14 +213,25 @@ class EvalConfig(_Section):
     thresholds: list[float] = Field(default_factory=lambda: [round(0.05 + 0.01 * i, 2) for i in range(76)],
                                     description="Background thresholds swept; the whole curve is saved.")
     fixed_threshold: float | None = Field(
-        None, description="Report at this threshold too (IRN: 0.15); held-out splits use the best seed-split one."
+        None, ge=0, le=1, description="Report at this threshold too (IRN: 0.15); held-out splits use the best seed-split one."
     )
+
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("must list at least one background threshold (IRN sweeps 0.05..0.80)")
+        bad = [t for t in v if not 0 <= t <= 1]
+        if bad:
+            raise ValueError(f"thresholds must lie in [0, 1] (CAMs are max-normalised), got {bad}")
+        return v
 
 
 class DemoConfig(_Section):
     """``woodseg demo``: the whole method on the embedded spurious-correlation benchmark."""
 
-    benchmark_seed: int = Field(0, description="Seed of the generated benchmark (its content is a function of it).")
+    benchmark_seed: int = Field(0, ge=0, description="Seed of the generated benchmark (its content is a function of it).")
     benchmark_scale: float = Field(1.0, gt=0, description="Multiplies the benchmark's image counts.")
     baseline_epochs: int = Field(8, ge=1, description="Epochs of the in-distribution classifier F_in.")
     baseline_lr: float = Field(0.02, gt=0, description="Backbone learning rate of F_in.")
@@ -202,6 +262,9 @@ class Config(_Section):
     def _no_empty_out(cls, v: Path) -> Path:
         if str(v).strip() == "":
             raise ValueError("out_dir must not be empty")
+        for part in (v, *v.parents):  # a file where a folder of the run must go: every stage would fail late
+            if part.exists() and not part.is_dir():
+                raise ValueError(f"{part} is a file, not a folder; choose another out_dir or move that file")
         return v
 
     @model_validator(mode="after")
@@ -221,32 +284,76 @@ def bundled_config_names() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-def _read_yaml(source: str | Path) -> dict[str, Any]:
+def _read_yaml(source: str | Path, _chain: tuple[str, ...] = (), _bundled: bool = False) -> dict[str, Any]:
+    """Read a config (a path, else a bundled name) and merge it over its ``_base_`` chain.
+
+    A path that exists as a file wins; a folder of the same name as a bundled config (``-c demo`` run
+    where a run folder ``demo/`` sits) is not a config, so the bundled one is read. A bundled config's
+    ``_base_`` is bundled too, whatever the working folder holds.
+    """
     path = Path(source)
-    if not path.exists() and str(source) in bundled_config_names():
-        text = (importlib.resources.files("woodseg") / "configs" / f"{source}.yaml").read_text()
-        where = f"bundled config '{source}'"
-    elif path.exists():
-        text = path.read_text()
-        where = str(path)
+    from_file = not _bundled and path.is_file()
+    if from_file:
+        where, key = str(path), str(path.resolve())
+        text = decode_utf8(path.read_bytes(), where, ConfigError)
+    elif str(source) in bundled_config_names():
+        if path.exists() and not _bundled:
+            log.info("'%s' is a folder here; reading the bundled config '%s'", source, source)
+        where, key = f"bundled config '{source}'", f"bundled:{source}"
+        text = decode_utf8((importlib.resources.files("woodseg") / "configs" / f"{source}.yaml").read_bytes(), where,
+                           ConfigError)
+    elif path.is_dir():
+        raise ConfigError(f"config '{source}' is a folder, not a YAML file", path=path,
+                          fix=f"pass the YAML file inside it, or one of: {', '.join(bundled_config_names())}")
     else:
         raise ConfigError(
             f"config '{source}' is neither a file nor a bundled config",
             fix=f"pass a YAML path or one of: {', '.join(bundled_config_names())}",
         )
+    if key in _chain:
+        cycle = " -> ".join([*_chain, key])
+        raise ConfigError(f"`_base_` includes form a cycle: {cycle}", path=path if from_file else None,
+                          fix="remove the `_base_` line that points back to a file already in the chain")
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where} is not valid YAML: {exc}", fix="fix the YAML syntax") from exc
+        raise ConfigError(f"{where} is not valid YAML: {exc}", fix="fix the YAML syntax (each key once)") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must hold a mapping at the top level", fix="write `key: value` lines")
     base = data.pop("_base_", None)
     if base is not None:
-        candidate = path.parent / base if path.exists() else Path(base)
-        if not candidate.exists():  # a bundled config names its base by file name
-            candidate = Path(str(base).removesuffix(".yaml"))
-        data = merge(_read_yaml(candidate), data)
+        name = str(base).removesuffix(".yaml")
+        beside = path.parent / str(base)
+        if from_file and beside.is_file():
+            data = merge(_read_yaml(beside, (*_chain, key)), data)
+        elif name in bundled_config_names():  # a bundled config named by its file name
+            data = merge(_read_yaml(name, (*_chain, key), _bundled=True), data)
+        else:
+            what = "is a folder" if from_file and beside.is_dir() else "names no file there"
+            raise ConfigError(f"`_base_: {base}` in {where} {what} and no bundled config",
+                              path=beside if from_file else None,
+                              fix=f"write the base's path relative to {where}, or one of: "
+                                  f"{', '.join(bundled_config_names())}")
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a config or mapping naming a key twice is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a key written twice in one mapping (it would silently win)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no object construction
 
 
 def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

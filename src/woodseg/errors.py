@@ -45,3 +45,46 @@ class CheckpointError(WoodsegError):
 
 class OutputError(WoodsegError):
     """An output cannot be written: read-only folder, full disk, or a path component that is a file."""
+
+
+def check_file(path: str | Path, what: str, fix: str, error: type[WoodsegError] = DataError) -> Path:
+    """``path`` if it is a regular file; else ``error`` saying whether it is missing or a folder.
+
+    A folder where a file is expected is a different mistake from a missing file (a path one level too
+    short, an unpacked archive): the message says which it is.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise error(f"{what} is a folder, not a file", path=path,
+                    fix=f"point at the file itself, not a folder ({fix})")
+    if path.exists():
+        raise error(f"{what} is not a regular file", path=path, fix=fix)
+    raise error(f"{what} does not exist", path=path, fix=fix)
+
+
+def check_folder(path: str | Path, what: str, fix: str, error: type[WoodsegError] = DataError) -> Path:
+    """``path`` if it is a folder; else ``error`` saying whether it is missing or a file."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise error(f"{what} is a file, not a folder", path=path, fix=fix)
+    raise error(f"{what} does not exist", path=path, fix=fix)
+
+
+def decode_utf8(raw: bytes, where: str | Path, error: type[WoodsegError] = DataError) -> str:
+    """``raw`` as UTF-8 text; another encoding (Latin-1 from an old editor) is ``error`` with the fix."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise error(f"{where} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})",
+                    fix="re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 old.txt > new.txt`)") from None
+
+
+def read_text(path: str | Path, what: str, fix: str, error: type[WoodsegError] = DataError) -> str:
+    """The UTF-8 text of the file ``path``, after :func:`check_file`; a decoding failure names the file."""
+    path = check_file(path, what, fix, error)
+    return decode_utf8(path.read_bytes(), path, error)

@@ -102,3 +102,15 @@ def test_mapping_show_and_copy(tmp_path: Path):
     assert "/m/07jdr" in _ok(["mapping"])
     _ok(["mapping", "--out", str(tmp_path / "my.yaml")])
     assert "woodseg.openimages-mapping/1" in (tmp_path / "my.yaml").read_text()
+
+
+def test_openimages_pool_refuses_a_class_named_twice(tmp_path: Path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("ImageID,Source,LabelName,Confidence\n0000000000000001,verification,/m/06mf6,1\n")
+    desc = tmp_path / "desc.csv"
+    desc.write_text("LabelName,DisplayName\n/m/07jdr,Train\n/m/06mf6,Rock\n")
+    out = tmp_path / "pool.txt"
+    res = runner.invoke(app, ["ood", "pool-openimages", "--labels", str(labels), "--descriptions", str(desc),
+                              "--out", str(out), "--classes", "train,train"])
+    assert isinstance(res.exception, DataError) and "'train'" in str(res.exception)
+    assert not out.exists()

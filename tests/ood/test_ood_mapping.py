@@ -107,3 +107,31 @@ def test_bad_hierarchy_file(tmp_path: Path):
     p.write_text("{")
     with pytest.raises(DataError, match="not valid JSON"):
         read_hierarchy(p)
+
+
+def test_class_written_twice_in_a_mapping_is_refused(tmp_path: Path):
+    p = tmp_path / "m.yaml"
+    p.write_text("classes:\n  train: {primary: [/m/07jdr]}\n  cat: {primary: [/m/01yrx]}\n"
+                 "  train: {primary: [/m/0cmf2]}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(p)
+    assert "'train' appears twice" in str(exc.value) and str(p) in str(exc.value)
+
+
+def test_restrict_to_a_class_named_twice_is_refused():
+    with pytest.raises(DataError) as exc:
+        load_mapping().restrict(["train", "cat", "train"])
+    assert "'train'" in str(exc.value)
+
+
+def test_mapping_path_that_is_a_folder(tmp_path: Path):
+    with pytest.raises(ConfigError, match="mapping file is a folder, not a file"):
+        load_mapping(tmp_path)
+
+
+def test_latin1_mapping_names_the_file(tmp_path: Path):
+    p = tmp_path / "m.yaml"
+    p.write_bytes("classes:\n  caf\xe9: {primary: [/m/x]}\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as exc:
+        load_mapping(p)
+    assert "not UTF-8" in str(exc.value) and "line 2" in str(exc.value) and str(p) in str(exc.value)

@@ -78,3 +78,21 @@ def test_pool_from_folder_list_and_exclusions(tmp_path: Path):
         pool_from_images(tmp_path / "nothing")
     with pytest.raises(DataError, match="exclusion list does not exist"):
         read_exclusions(tmp_path / "nope.txt")
+
+
+def test_exclusion_list_that_is_a_folder(tmp_path):
+    from woodseg.ood.pool import read_exclusions
+
+    with pytest.raises(DataError, match="exclusion list is a folder, not a file"):
+        read_exclusions(tmp_path)
+
+
+def test_pool_that_is_a_folder_or_missing_names_the_pool(tmp_path):
+    from woodseg.ood.pool import read_pool
+
+    with pytest.raises(DataError) as exc:
+        read_pool(tmp_path)
+    assert "candidate pool is a folder, not a file" in str(exc.value) and "data.ood_list" not in str(exc.value)
+    with pytest.raises(DataError) as exc:
+        read_pool(tmp_path / "pool.txt")
+    assert "candidate pool does not exist" in str(exc.value) and "pool-folder" in exc.value.fix

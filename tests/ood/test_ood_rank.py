@@ -178,3 +178,22 @@ def test_no_parts_and_no_ranking(tmp_path):
         merge_parts(tmp_path)
     with pytest.raises(DataError, match="no ranked.json"):
         load_ranked(tmp_path)
+
+
+def test_checkpoint_naming_a_class_twice_is_refused_before_scoring(pool, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "dup.pt", classes=("cat", "dog", "cat"))
+    with pytest.raises(DataError) as exc:
+        rank_shard(ckpt, pool, tmp_path / "ranked", **KW)
+    assert "'cat'" in str(exc.value) and "dup.pt" in str(exc.value)
+    assert not (tmp_path / "ranked" / "candidates").exists()
+
+
+def test_ranking_naming_a_class_twice_is_refused_before_review(checkpoint, pool, tmp_path):
+    out = tmp_path / "ranked"
+    rank_shard(checkpoint, pool, out, **KW)
+    meta = json.loads((out / "ranked.json").read_text())
+    meta["class_names"] = [CLASSES[0], CLASSES[1], CLASSES[0]]
+    (out / "ranked.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError) as exc:
+        load_ranked(out)
+    assert f"'{CLASSES[0]}'" in str(exc.value) and "ranked.json" in str(exc.value)

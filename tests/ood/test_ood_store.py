@@ -205,3 +205,49 @@ def test_bad_input_and_refusals(tmp_path: Path, store: ReviewStore, ranked):
         ReviewStore(junk)
     with pytest.raises(ConfigError, match="target n"):
         ReviewSettings(target_n=0).check()
+
+
+def _as_unprivileged(code: str) -> list[str]:
+    """A Python command that file permissions apply to: root drops its capabilities (setpriv), others run as is."""
+    import os
+    import shutil
+    import sys
+
+    cmd = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot be made to apply")
+        cmd = ["setpriv", "--bounding-set", "-all", "--inh-caps", "-all", "--", *cmd]
+    return cmd
+
+
+def test_read_only_database_is_called_read_only(store: ReviewStore):
+    import os
+    import subprocess
+
+    db = store.path
+    for p in db.parent.glob(f"{db.name}-*"):  # no journal left from creation: SQLite must make one
+        p.unlink()
+    db.chmod(0o444)
+    db.parent.chmod(0o555)
+    try:
+        import woodseg
+
+        src = str(Path(woodseg.__file__).resolve().parents[1])  # the woodseg under test, in the child too
+        code = ("from woodseg.ood.review.store import ReviewStore\n"
+                f"try:\n    ReviewStore({str(db)!r})\nexcept Exception as exc:\n    print(exc)\n")
+        out = subprocess.run(_as_unprivileged(code), capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": src}).stdout
+    finally:
+        db.parent.chmod(0o755)
+        db.chmod(0o644)
+    assert "read-only" in out and "not a review database" not in out, out
+    assert "chmod u+w" in out
+
+
+def test_database_path_that_is_a_folder(tmp_path: Path):
+    (tmp_path / "review.sqlite").mkdir()
+    with pytest.raises(DataError, match="review database is a folder, not a file"):
+        ReviewStore(tmp_path / "review.sqlite")
+    with pytest.raises(DataError, match="review database is a folder, not a file"):
+        ReviewStore.open_or_create(tmp_path / "review.sqlite")

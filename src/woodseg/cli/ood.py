@@ -21,6 +21,7 @@ from pathlib import Path
 
 import typer
 
+from woodseg.data.classes import check_class_names
 from woodseg.errors import ConfigError
 
 app = typer.Typer(help="Hard-OoD collection (paper Sec. 3.1): pool -> rank -> review -> export.", no_args_is_help=True)
@@ -35,6 +36,7 @@ def _classes_opt(text: str | None) -> list[str] | None:
     names = [n for n in names if n]
     if not names:
         raise ConfigError(f"no class names in '{text}'", fix="pass comma-separated names or a file with one per line")
+    check_class_names(names, path if path.is_file() else "--classes", fix="name each class once")
     return names
 
 

@@ -15,29 +15,31 @@ optionally ``split``. ``labels.json`` maps an image file name (or stem) to a lis
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 
+from woodseg.data.classes import check_class_names, duplicate_names
 from woodseg.data.dataset import LabelledImageSet, multi_hot, read_id_list
 from woodseg.data.voc import IMAGE_EXTS, read_class_list
-from woodseg.errors import DataError
+from woodseg.errors import DataError, check_folder, read_text
 
 
 def read_custom(
     root: str | Path, class_names: list[str] | tuple[str, ...] | None = None, labels_file: str | Path | None = None
 ) -> LabelledImageSet:
     root = Path(root)
-    if not root.is_dir():
-        raise DataError("dataset root does not exist", path=root, fix="set data.root")
+    check_folder(root, "dataset root", "set data.root to the folder holding images/ and classes.txt")
     image_dir = root / "images"
     if not image_dir.is_dir():
         raise DataError("no images/ folder under the dataset root", path=root, fix="put the images in root/images/")
-    names = tuple(class_names) if class_names else read_class_list(root / "classes.txt")
+    names = (check_class_names(class_names, root, fix="name each class once in data.class_names") if class_names
+             else read_class_list(root / "classes.txt"))
     if labels_file is None:
         for cand in ("labels.csv", "labels.json"):
-            if (root / cand).is_file():
+            if (root / cand).exists():  # a folder of that name is reported by _read_label_rows
                 labels_file = root / cand
                 break
         else:
@@ -86,11 +88,12 @@ def read_custom(
 
 
 def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
-    if not path.is_file():
-        raise DataError("label file does not exist", path=path, fix="set data.labels_file")
+    text = read_text(path, "label file", "set data.labels_file")
     if path.suffix.lower() == ".json":
         try:
-            table = json.loads(path.read_text(encoding="utf-8"))
+            table = json.loads(text, object_pairs_hook=_unique_keys)
+        except _KeyTwice as exc:
+            raise DataError(f"image '{exc}' is labelled twice", path=path, fix="keep one entry per image") from None
         except json.JSONDecodeError as exc:
             raise DataError(f"label file is not valid JSON ({exc})", path=path, fix="fix the JSON") from exc
         if not isinstance(table, dict):
@@ -103,7 +106,7 @@ def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
                 raise DataError(f"labels of '{image}' are not a list", path=path, fix="use a list of class names")
             rows.append((image, [str(n) for n in names], None))
         return rows
-    with open(path, newline="", encoding="utf-8") as fh:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         cols = set(reader.fieldnames or [])
         if not {"image", "labels"} <= cols:
@@ -115,3 +118,14 @@ def _read_label_rows(path: Path) -> list[tuple[str, list[str], str | None]]:
             rows.append((row["image"].strip(), [n for n in raw.split(";") if n.strip()],
                          (row.get("split") or "").strip() or None))
         return rows
+
+
+class _KeyTwice(ValueError):
+    """A JSON object held a key twice (``json`` would keep the last one silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    dups = duplicate_names(k for k, _ in pairs)
+    if dups:
+        raise _KeyTwice(dups[0])
+    return dict(pairs)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from woodseg.errors import DataError
+from woodseg.data.classes import check_class_names
+from woodseg.errors import DataError, read_text
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -37,6 +38,9 @@ class LabelledImageSet:
     image_paths: dict[str, Path]
     mask_paths: dict[str, Path] = field(default_factory=dict)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        self.class_names = check_class_names(self.class_names, self.source or None)
 
     @property
     def num_classes(self) -> int:
@@ -147,11 +151,10 @@ def read_id_list(path: Path) -> list[str]:
 
     Ids stay strings (``2007_000032``); they are never parsed as integers (pitfall 16).
     """
-    if not path.is_file():
-        raise DataError("split list does not exist", path=path, fix="create it or choose another split")
+    text = read_text(path, "split list", "create it or choose another split")
     ids: list[str] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from woodseg.errors import DataError, ImageError
+from woodseg.errors import DataError, ImageError, check_file
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,7 @@ Image.MAX_IMAGE_PIXELS = 200_000_000
 def load_image(path: str | Path) -> np.ndarray:
     """Read any image PIL understands as RGB uint8 (H, W, 3), applying its EXIF orientation."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageError("image file does not exist", path=path, fix="check the image root and the id/list entry")
+    check_file(path, "image file", "check the image root and the id/list entry", ImageError)
     if path.stat().st_size == 0:
         raise ImageError("image file is empty (0 bytes)", path=path, fix="re-download or remove it from the list")
     try:
@@ -70,7 +69,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) after EXIF orientation, reading only the header."""
-    path = Path(path)
+    path = check_file(path, "image file", "check the image root", ImageError)
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -82,6 +81,15 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag (1 = as stored; 5-8 swap height and width when displayed), 1 if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(0x0112, 1) or 1)
+    except (OSError, UnidentifiedImageError, ValueError, TypeError):
+        return 1
+
+
 def load_mask(path: str | Path, palette: np.ndarray | None = None) -> np.ndarray:
     """Read a segmentation mask as class indices (uint8, 255 = ignore).
 
@@ -90,8 +98,7 @@ def load_mask(path: str | Path, palette: np.ndarray | None = None) -> np.ndarray
     error, since guessing would silently corrupt the ground truth.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError("mask file does not exist", path=path, fix="check the mask folder or drop pixel evaluation")
+    check_file(path, "mask file", "check the mask folder or drop pixel evaluation")
     try:
         with Image.open(path) as im:
             mode = im.mode

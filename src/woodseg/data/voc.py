@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from woodseg.data.classes import check_class_names
 from woodseg.data.dataset import VOC_CLASSES, LabelledImageSet, multi_hot, read_id_list
 from woodseg.data.images import load_mask
-from woodseg.errors import DataError
+from woodseg.errors import DataError, check_file, check_folder, read_text
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,10 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 def read_class_list(path: Path) -> tuple[str, ...]:
     """One class name per line; blank lines and ``#`` comments ignored; ``background`` lines dropped."""
-    if not path.is_file():
-        raise DataError("class list does not exist", path=path, fix="write one class name per line")
-    names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    text = read_text(path, "class list", "write one class name per line")
+    names = [ln.strip() for ln in text.splitlines()]
     names = [n for n in names if n and not n.startswith("#") and n.lower() not in ("background", "__background__")]
-    if len(set(names)) != len(names):
-        raise DataError("class list names a class twice", path=path, fix="remove the duplicate")
+    check_class_names(names, path, fix="remove the duplicate line")
     if not names:
         raise DataError("class list is empty", path=path, fix="write one class name per line")
     return tuple(names)
@@ -52,15 +51,15 @@ def read_voc(
 ) -> LabelledImageSet:
     """Build a :class:`LabelledImageSet` from a VOC-layout folder."""
     root = Path(root)
-    if not root.is_dir():
-        raise DataError("dataset root does not exist", path=root, fix="set data.root to the VOC2012 folder")
+    check_folder(root, "dataset root", "set data.root to the VOC2012 folder")
     image_dir = root / "JPEGImages"
     if not image_dir.is_dir():
         raise DataError("no JPEGImages folder under the dataset root", path=root,
                         fix="point data.root at the folder that holds JPEGImages/")
     if class_names is None:
-        class_names = read_class_list(root / "classes.txt") if (root / "classes.txt").is_file() else VOC_CLASSES
-    class_names = tuple(class_names)
+        listed = root / "classes.txt"  # present in any form (even a folder): read it, never fall back silently
+        class_names = read_class_list(listed) if listed.exists() or listed.is_symlink() else VOC_CLASSES
+    class_names = check_class_names(class_names, root, fix="name each class once in data.class_names")
 
     splits = _find_splits(root)
     for name, path in (split_files or {}).items():
@@ -145,8 +144,7 @@ def labels_from_mask(mask: np.ndarray, num_classes: int, path: Path | None = Non
 
 def read_cls_labels_npy(path: Path, class_names: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Read IRN's ``cls_labels.npy`` (a pickled dict): int32 keys like 2007000032 or PSA's string keys."""
-    if not path.is_file():
-        raise DataError("cls_labels file does not exist", path=path, fix="fix data.cls_labels or drop it")
+    check_file(path, "cls_labels file", "fix data.cls_labels or drop it")
     try:
         obj = np.load(path, allow_pickle=True)
         table = obj.item() if isinstance(obj, np.ndarray) and obj.dtype == object else obj

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from woodseg.data.dataset import LabelledImageSet
-from woodseg.data.images import load_mask
+from woodseg.data.images import exif_orientation, load_mask
 from woodseg.errors import DataError
 from woodseg.evaluate.metrics import scores
 from woodseg.seeds.store import load_seed, read_index
@@ -72,14 +72,35 @@ def evaluate_seeds(ds: LabelledImageSet, split: str, seed_dir: Path, thresholds:
         gt = load_mask(mask_path)
         seed = load_seed(seed_dir / f"{image_id}.npz")
         if tuple(gt.shape) != tuple(seed.high_res.shape[1:]):
-            raise DataError(f"seed is {tuple(seed.high_res.shape[1:])} but its mask {mask_path} is {gt.shape}",
-                            path=seed_dir / f"{image_id}.npz", fix="remake the seeds for this dataset (--restart)")
+            raise _size_mismatch(ds.image_path(image_id), mask_path, seed_dir / f"{image_id}.npz",
+                                 tuple(seed.high_res.shape[1:]), tuple(gt.shape))
         bad = np.setdiff1d(np.unique(gt), np.r_[np.arange(num_labels), 255])
         if bad.size:
             raise DataError(f"mask holds values {bad.tolist()} outside 0..{num_labels - 1} and 255", path=mask_path,
                             fix="check that the class list matches the masks")
         total += sweep_confusions(gt, seed.high_res.astype(np.float32), seed.keys, thr, num_labels)
     return {"thresholds": thr, "confusions": total, "ids": ids}
+
+
+def _size_mismatch(image: Path, mask: Path, seed: Path, seed_hw: tuple[int, ...],
+                   mask_hw: tuple[int, ...]) -> DataError:
+    """Say why a seed and its mask differ in size; an EXIF rotation of the image is the usual cause.
+
+    Images are read in their displayed orientation (EXIF applied), masks as stored: an image whose EXIF
+    tag turns it by 90 degrees yields seeds with height and width swapped, and remaking them changes nothing.
+    """
+    orientation = exif_orientation(image) if image.is_file() else 1
+    if orientation in (5, 6, 7, 8) and seed_hw == mask_hw[::-1]:
+        return DataError(
+            f"the image carries an EXIF rotation (orientation {orientation}), so it is read turned, "
+            f"{seed_hw[0]}x{seed_hw[1]}, while its mask {mask} is stored unturned, {mask_hw[0]}x{mask_hw[1]}",
+            path=image,
+            fix="make the image match its mask: drop its EXIF orientation (e.g. `exiftool -Orientation=1 -n "
+                f"{image}`) or turn the mask the same way; then remake its seeds with `woodseg cam --restart`",
+        )
+    return DataError(f"seed is {seed_hw} but its mask {mask} is {mask_hw}", path=seed,
+                     fix="if the image or mask changed since `woodseg cam`, remake the seeds (`woodseg cam "
+                         "--restart`); otherwise the mask was made for another image size: fix the mask")
 
 
 def curve_rows(thresholds: np.ndarray, confusions: np.ndarray) -> list[dict[str, float]]:

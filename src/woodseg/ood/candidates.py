@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from woodseg.errors import DataError
+from woodseg.errors import DataError, check_file
 from woodseg.fsutil import atomic_write_text
 
 CANDIDATE_COLUMNS = ("rank", "path", "image_id", "p", "compactness", "stability")
@@ -88,8 +88,7 @@ def _fmt(x: float) -> str:
 
 def read_candidates_csv(path: str | Path, class_name: str) -> list[Candidate]:
     path = Path(path)
-    if not path.is_file():
-        raise DataError("candidate file does not exist", path=path, fix="re-run `woodseg ood merge` on the ranking folder")
+    check_file(path, "candidate file", "re-run `woodseg ood merge` on the ranking folder")
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in ("rank", "path", "p") if c not in (reader.fieldnames or [])]

@@ -19,7 +19,9 @@ from typing import Any
 
 import yaml
 
-from woodseg.errors import ConfigError, DataError
+from woodseg.config import load_yaml
+from woodseg.data.classes import check_class_names
+from woodseg.errors import ConfigError, DataError, check_file, read_text
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class ClassMapping:
 
     def restrict(self, targets: Sequence[str]) -> ClassMapping:
         """Keep only ``targets``; a target the mapping does not know is an error naming the mapping file."""
+        check_class_names(targets, "target classes", fix="name each target class once")
         missing = [t for t in targets if t not in self.classes]
         if missing:
             raise ConfigError(
@@ -85,12 +88,12 @@ def bundled_mapping_path() -> Path:
 def load_mapping(path: str | Path | None = None) -> ClassMapping:
     """Read a mapping YAML (default: the shipped Pascal VOC one), checking its structure."""
     path = Path(path) if path is not None else bundled_mapping_path()
-    if not path.is_file():
-        raise ConfigError("mapping file does not exist", path=path, fix="pass an existing YAML to --mapping")
+    text = read_text(path, "mapping file", "pass an existing YAML to --mapping", ConfigError)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"mapping is not valid YAML ({exc})", path=path, fix="fix the YAML syntax") from exc
+        doc = load_yaml(text)
+    except yaml.YAMLError as exc:  # a class written twice under `classes:` is one of these
+        raise ConfigError(f"mapping is not valid YAML ({exc})", path=path,
+                          fix="fix the YAML syntax; name each class once") from exc
     return parse_mapping(doc, source=str(path))
 
 
@@ -171,10 +174,7 @@ def resolve_mapping(mapping: ClassMapping, descriptions: Mapping[str, str],
 
 def read_hierarchy(path: str | Path) -> dict[str, set[str]]:
     """Children (``Subcategory`` and ``Part``) per MID from ``bbox_labels_600_hierarchy.json``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("hierarchy file does not exist", path=path,
-                        fix="download bbox_labels_600_hierarchy.json or leave out --hierarchy")
+    path = check_file(path, "hierarchy file", "download bbox_labels_600_hierarchy.json or leave out --hierarchy")
     try:
         root = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

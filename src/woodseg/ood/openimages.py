@@ -24,7 +24,7 @@ from typing import TextIO
 
 import numpy as np
 
-from woodseg.errors import DataError
+from woodseg.errors import DataError, check_file, check_folder
 from woodseg.ood.mapping import ResolvedMapping
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,7 @@ _HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
 def _open_text(path: Path) -> TextIO:
-    if not path.is_file():
-        raise DataError("file does not exist", path=path, fix="check the path (OpenImages CSVs may be .csv or .csv.gz)")
+    check_file(path, "OpenImages CSV", "check the path (OpenImages CSVs may be .csv or .csv.gz)")
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
@@ -175,8 +174,7 @@ def build_openimages_pool(
 def restrict_to_existing(ids: Sequence[str], image_dir: str | Path, suffix: str = ".jpg") -> list[str]:
     """Keep ids whose ``<image_dir>/<id><suffix>`` exists (one directory listing, not one stat per id)."""
     image_dir = Path(image_dir)
-    if not image_dir.is_dir():
-        raise DataError("image folder does not exist", path=image_dir, fix="pass the folder holding <ImageID>.jpg files")
+    check_folder(image_dir, "image folder", "pass the folder holding <ImageID>.jpg files")
     present = {e.name[: -len(suffix)] for e in os.scandir(image_dir) if e.name.endswith(suffix) and e.is_file()}
     kept = [i for i in ids if i in present]
     if not kept:

@@ -23,7 +23,7 @@ from typing import Any
 
 from woodseg.data.dataset import OodSet
 from woodseg.data.ood_list import ood_from_folder, read_ood_list
-from woodseg.errors import DataError
+from woodseg.errors import DataError, read_text
 from woodseg.fsutil import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,9 @@ def pool_root(pool_file: str | Path) -> Path:
 def read_pool(pool_file: str | Path, root: str | Path | None = None, check_exists: bool = True) -> OodSet:
     """Read a pool list as an :class:`OodSet` (ids are the list entries, paths are under the root)."""
     pool_file = Path(pool_file)
-    if pool_file.is_file() and not any(
-        line.strip() and not line.lstrip().startswith("#") for line in pool_file.read_text(encoding="utf-8").splitlines()
-    ):
+    text = read_text(pool_file, "candidate pool", "pass the pool.txt that `woodseg ood pool-openimages` or "
+                                                  "`woodseg ood pool-folder` wrote")
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
         raise DataError("the candidate pool is empty", path=pool_file,
                         fix="rebuild it with `woodseg ood pool-openimages` or `woodseg ood pool-folder`")
     return read_ood_list(pool_file, root if root is not None else pool_root(pool_file), check_exists=check_exists)
@@ -95,9 +95,8 @@ def read_pool(pool_file: str | Path, root: str | Path | None = None, check_exist
 def read_exclusions(path: str | Path) -> set[str]:
     """Entries or ids to leave out of a pool, one per line (see :func:`apply_exclusions` for matching)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("exclusion list does not exist", path=path, fix="pass an existing file to --exclude")
-    return {line.split()[0] for line in path.read_text(encoding="utf-8").splitlines()
+    text = read_text(path, "exclusion list", "pass an existing file to --exclude")
+    return {line.split()[0] for line in text.splitlines()
             if line.strip() and not line.lstrip().startswith("#")}
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from woodseg.data.classes import check_class_names
 from woodseg.data.dataset import OodSet
 from woodseg.errors import ConfigError, DataError
 from woodseg.fsutil import atomic_save, atomic_write_json
@@ -131,6 +132,7 @@ def rank_shard(
     ood = read_pool(pool_file, root)
     dev = resolve_device(device)
     model, class_names = load_classifier(checkpoint, dev)
+    check_class_names(class_names, checkpoint, fix="retrain it with each class named once (data.class_names)")
     manifest = {
         "format": PART_FORMAT,
         "checkpoint": str(Path(checkpoint).resolve()),
@@ -323,7 +325,7 @@ def write_ranked(out_dir: str | Path, candidates: dict[str, list[Candidate]], me
     store can read the result like any ranking.
     """
     out_dir = Path(out_dir)
-    names = tuple(meta["class_names"])
+    names = check_class_names(meta["class_names"], out_dir, fix="rank with a classifier that names each class once")
     classes = []
     for i, name in enumerate(names):
         fname = class_file_name(i, name)
@@ -348,6 +350,7 @@ def load_ranked(out_dir: str | Path) -> Ranked:
     meta = _read_json(path)
     if meta.get("format") != RANKED_FORMAT:
         raise DataError(f"unknown ranking format {meta.get('format')!r}", path=path, fix="re-run `woodseg ood merge`")
+    names = check_class_names(meta["class_names"], path, fix="re-run `woodseg ood merge` (do not edit ranked.json)")
     cands = {c["name"]: read_candidates_csv(out_dir / c["file"], c["name"]) for c in meta["classes"]}
-    return Ranked(tuple(meta["class_names"]), Path(meta["root"]), cands, meta)
+    return Ranked(names, Path(meta["root"]), cands, meta)
 

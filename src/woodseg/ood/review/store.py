@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from woodseg.errors import ConfigError, DataError
+from woodseg.errors import ConfigError, DataError, check_file
 from woodseg.ood.ordering import check_order, order_candidates
 from woodseg.ood.rank import Ranked
 
@@ -158,13 +158,12 @@ class ReviewStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError("review database does not exist", path=self.path,
-                            fix="start `woodseg ood review --ranked <ranking folder> --db <file>` to create it")
+        check_file(self.path, "review database",
+                   "start `woodseg ood review --ranked <ranking folder> --db <file>` to create it")
         try:
             fmt = self._meta_raw("format")
         except sqlite3.DatabaseError as exc:
-            raise DataError(f"not a review database ({exc})", path=self.path, fix="pass the .sqlite file `woodseg ood review` made") from exc
+            raise _open_error(self.path, exc) from exc
         if fmt != STORE_FORMAT:
             raise DataError(f"not a woodseg review database (format {fmt!r})", path=self.path,
                             fix="pass the .sqlite file `woodseg ood review` made")
@@ -453,6 +452,17 @@ class ReviewStore:
                               "VALUES (?, ?, ?, ?, ?, ?, ?)", (cid, restored, reviewer, now_iso(), p, target["seq"], client))
             return {"seq": int(cur.lastrowid or 0), "candidate": cid, "undone": target["decision"],
                     "state": restored, "superseded": superseded}
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError) -> DataError:
+    """Why SQLite could not read ``path``: read-only (the file, or the folder where it keeps ``-wal``/``-shm``
+    beside a WAL database) is told apart from a file that is not a database at all."""
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return DataError(f"review database is read-only or in a read-only folder ({exc})", path=path,
+                         fix="make the file and its folder writable (SQLite keeps <db>-wal and <db>-shm beside it), "
+                             f"e.g. `chmod u+w {path} {path.parent}`, or copy the database to a writable folder")
+    return DataError(f"not a review database ({exc})", path=path, fix="pass the .sqlite file `woodseg ood review` made")
 
 
 def _resolve(root: Path, entry: str) -> Path:
