@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -177,18 +176,12 @@ class ReviewStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        if self.path.is_dir():
-            raise DataError("the review database path is a folder, not a file", path=self.path,
-                            fix="pass the .sqlite file `woodseg ood review` made (or a new file name to create one)")
         if not self.path.is_file():
             raise DataError("review database does not exist", path=self.path,
                             fix="start `woodseg ood review --ranked <ranking folder> --db <file>` to create it")
         try:
             fmt = self._meta_raw("format")
         except sqlite3.DatabaseError as exc:
-            if not _writable(self.path):
-                raise DataError(f"the review database (or its folder) is read-only ({exc})", path=self.path,
-                                fix="make the file and its folder writable: decisions are saved into it") from exc
             raise DataError(f"not a review database ({exc})", path=self.path, fix="pass the .sqlite file `woodseg ood review` made") from exc
         if fmt != STORE_FORMAT:
             raise DataError(f"not a woodseg review database (format {fmt!r})", path=self.path,
@@ -578,10 +571,6 @@ def _record_seen(con: sqlite3.Connection, image: int, path: Path, *, replace: bo
         return
     con.execute("INSERT OR REPLACE INTO seen (image, sha256, size, mtime_ns, at) VALUES (?, ?, ?, ?, ?)",
                 (image, digest, st.st_size, st.st_mtime_ns, now_iso()))
-
-
-def _writable(path: Path) -> bool:
-    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _resolve(root: Path, entry: str) -> Path:
