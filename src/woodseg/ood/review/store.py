@@ -187,6 +187,10 @@ class ReviewStore:
             raise DataError(f"not a woodseg review database (format {fmt!r})", path=self.path,
                             fix="pass the .sqlite file `woodseg ood review` made")
         self._upgrade()
+        # Held open while the store lives: closing the last connection makes SQLite checkpoint the WAL,
+        # which would otherwise happen at the end of every web request (~15 ms each).
+        self._keeper: sqlite3.Connection | None = sqlite3.connect(self.path, check_same_thread=False)
+        self._keeper.execute("SELECT COUNT(*) FROM meta").fetchone()  # attaches it to the WAL
 
     def _upgrade(self) -> None:
         """Add the ``current`` and ``seen`` tables to a database made before them (once, in one transaction)."""
@@ -206,7 +210,10 @@ class ReviewStore:
                             fix="make the file and its folder writable (and free some disk space), then start again") from exc
 
     def close(self) -> None:
-        """Nothing to release: a connection lives for one call, or one :meth:`session` (one web request)."""
+        """Release the idle connection that keeps the WAL open (each call or session has its own)."""
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
 
     # -- connections -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -360,7 +367,7 @@ class ReviewStore:
         """Candidates (of one class, or all) in review order, with own and effective states."""
         settings = self.settings
         with self._conn() as con:
-            rejected_in, kept_in = _decided_elsewhere(con)
+            rejected_in, kept_in = _decided_elsewhere(con, class_name)
             sql = (f"SELECT c.id, c.image, i.entry, k.name AS class_name, c.p, c.rank, c.position, c.compactness, "
                    f"c.stability, COALESCE(e.decision, '{UNREVIEWED}') AS own, COALESCE(e.seq, 0) AS seq "
                    f"FROM candidates c JOIN images i ON i.id = c.image JOIN classes k ON k.id = c.class "
@@ -407,7 +414,7 @@ class ReviewStore:
             sql += " WHERE k.name = ?"
             args = (UNREVIEWED, class_name)
         with self._conn() as con:
-            rejected_in, _ = _decided_elsewhere(con)
+            rejected_in, _ = _decided_elsewhere(con, class_name)
             rows = con.execute(sql, args).fetchall()
         for name, position, image, own in rows:
             a = acc[name]
@@ -595,12 +602,19 @@ def _effective(own: str, rejected_in: list[str], reject_everywhere: bool) -> str
     return ELSEWHERE
 
 
-def _decided_elsewhere(con: sqlite3.Connection) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
-    """Per image id: classes it was rejected in, and classes it was kept in (current states)."""
+def _decided_elsewhere(con: sqlite3.Connection, class_name: str | None = None
+                       ) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
+    """Per image id (of ``class_name``'s candidates, or all): classes it was rejected in, and kept in."""
     rejected: dict[int, set[str]] = {}
     kept: dict[int, set[str]] = {}
-    for r in con.execute(f"SELECT c.image, k.name, e.decision FROM ({_CURRENT}) e JOIN candidates c ON c.id = e.candidate "
-                         "JOIN classes k ON k.id = c.class WHERE e.decision IN ('keep', 'reject')"):
+    sql = (f"SELECT c.image, k.name, e.decision FROM ({_CURRENT}) e JOIN candidates c ON c.id = e.candidate "
+           "JOIN classes k ON k.id = c.class WHERE e.decision IN ('keep', 'reject')")
+    args: tuple[Any, ...] = ()
+    if class_name is not None:
+        sql += (" AND c.image IN (SELECT c2.image FROM candidates c2 JOIN classes k2 ON k2.id = c2.class "
+                "WHERE k2.name = ?)")
+        args = (class_name,)
+    for r in con.execute(sql, args):
         (rejected if r["decision"] == "reject" else kept).setdefault(r["image"], set()).add(r["name"])
     return rejected, kept
 
