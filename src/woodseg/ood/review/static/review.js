@@ -69,8 +69,8 @@
     box.classList.toggle("native", native);
     card.dataset.scale = scale.toFixed(3);
     card.dataset.view = native ? "1:1" : "fit";
-    $("view-mode").textContent = native ? "1:1 pixels" + (nw * scale > bw || nh * scale > bh ? " (Shift+arrows pan)" : "")
-      : "fit to screen (" + (scale >= 1 ? "enlarged " : "reduced ") + scale.toFixed(1) + "×)";
+    $("view-mode").textContent = native ? "1:1" + (nw * scale > bw || nh * scale > bh ? " (Shift+arrows pan)" : "")
+      : "fit, " + scale.toFixed(1) + "×";
   }
 
   function renderCam(c) {
@@ -88,12 +88,12 @@
     }
     camImg.hidden = state !== "on";
     card.dataset.cam = state;
-    $("cam-state").textContent = state === "on" ? "on: " + cls + " (red = strongest)" : state;
+    $("cam-state").textContent = state === "on" ? "on (red = strongest)" : state;
     if (state === "unavailable" && data.cam) { note.textContent = data.cam; note.hidden = false; }
     else if (state !== "unavailable") note.hidden = true;
   }
 
-  camImg.addEventListener("load", () => { if (camOn) { camImg.hidden = false; card.dataset.cam = "on"; $("cam-state").textContent = "on: " + cls + " (red = strongest)"; } });
+  camImg.addEventListener("load", () => { if (camOn) { camImg.hidden = false; card.dataset.cam = "on"; $("cam-state").textContent = "on (red = strongest)"; } });
   camImg.addEventListener("error", () => {
     const src = camImg.getAttribute("src");
     camImg.dataset.failed = src;
