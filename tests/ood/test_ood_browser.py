@@ -264,3 +264,19 @@ def test_cam_toggle_says_when_no_checkpoint_is_known(served, browser):
     expect(page.locator("#grid")).to_have_attribute("data-cam", "unavailable")  # remembered from the review page
     expect(page.locator("#cam-note")).to_contain_text("names no checkpoint")
     assert not problems, problems
+
+
+def test_review_page_on_a_4k_screen(served, browser):
+    from playwright.sync_api import expect
+
+    base, _ = served
+    page = browser.new_page(viewport={"width": 3840, "height": 2160})
+    page.goto(f"{base}/review/dog")
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_function("() => document.getElementById('card').dataset.scale !== undefined")
+    box = page.locator("#imgbox").bounding_box()
+    assert box["width"] > 2500 and box["height"] > 1600 and box["y"] + box["height"] <= 2160
+    assert "max=2048" in page.locator("#card-img").get_attribute("src")  # fetched at the screen's resolution
+    assert page.locator("button[data-decision='keep']").bounding_box()["y"] < 2160
+    page.keyboard.press("k")
+    expect(page.locator("#card-entry")).to_have_text("img001.jpg")

@@ -46,7 +46,7 @@ from woodseg.data.transforms import resize_long
 from woodseg.errors import ConfigError, ImageError, WoodsegError
 from woodseg.ood.export import manifest_csv, manifest_rows, ood_list_text, write_export
 from woodseg.ood.review.cam import CamOverlays, CamUnavailable
-from woodseg.ood.review.store import MAX_REVIEWER_LEN, ReviewStore
+from woodseg.ood.review.store import MAX_REVIEWER_LEN, ClassProgress, ReviewStore
 
 log = logging.getLogger(__name__)
 
@@ -224,18 +224,17 @@ def create_app(store: ReviewStore, *, token: str | None = None, reviewer: str = 
     def progress_json() -> list[dict[str, Any]]:
         return [p.to_json() for p in store.progress().values()]
 
-    def pace_json(who: str, class_name: str | None) -> dict[str, Any]:
-        """The reviewer's looks per minute and, for a class, the minutes left to its target at that pace."""
+    def pace_json(who: str, p: ClassProgress | None) -> dict[str, Any]:
+        """The reviewer's looks per minute and, for a class's progress, the minutes left to its target."""
         pace = store.pace(who)
-        if class_name is None:
+        if p is None:
             return pace
-        p = store.progress(class_name)[class_name]
         left = 0.0 if p.reached else p.expected_remaining
         if left is None and p.reviewed == 0:
             left = float(max(0, p.target_n - p.kept))  # nothing rejected yet: every look counts
         rate = pace["looks_per_minute"]
         minutes = left / rate if rate and left is not None and math.isfinite(left) else None
-        return {**pace, "class_name": class_name, "looks_left": None if left is None or not math.isfinite(left) else left,
+        return {**pace, "class_name": p.name, "looks_left": None if left is None or not math.isfinite(left) else left,
                 "minutes_left": None if minutes is None else round(minutes, 1)}
 
     def page_context(request: Request, **extra: Any) -> dict[str, Any]:
@@ -297,7 +296,7 @@ def create_app(store: ReviewStore, *, token: str | None = None, reviewer: str = 
                  class_name: str | None = Query(None, max_length=200)) -> dict[str, Any]:
         if class_name is not None:
             need_class(class_name)
-        return pace_json(who, class_name)
+        return pace_json(who, store.progress(class_name)[class_name] if class_name is not None else None)
 
     @app.get("/api/candidates/{candidate_id}")
     @one_conn
@@ -318,8 +317,9 @@ def create_app(store: ReviewStore, *, token: str | None = None, reviewer: str = 
             raise HTTPException(422, str(exc)) from None
         s = store.candidate(body.candidate)
         assert s is not None
-        return {**res.__dict__, "state": s.state, "progress": store.progress(s.class_name)[s.class_name].to_json(),
-                "pace": pace_json(body.reviewer.strip(), s.class_name)}
+        progress = store.progress(s.class_name)[s.class_name]
+        return {**res.__dict__, "state": s.state, "progress": progress.to_json(),
+                "pace": pace_json(body.reviewer.strip(), progress)}
 
     @app.post("/api/decisions/batch")
     @one_conn
