@@ -4,7 +4,7 @@ Builds a small review in a temporary folder (drawn images of mixed sizes, a rand
 the CAM overlay has something to draw, a few decisions made 6 s apart so the pace line shows), serves it,
 and drives Debian's Chromium with Playwright (`make browser` installs it):
 
-    PYTHONPATH=src python docs/make_screenshots.py [--out docs/img]
+    PYTHONPATH=src python docs/make_screenshots.py [--out docs/img] [--size 1280x720]
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ def build(folder: Path) -> ReviewStore:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "img")
+    ap.add_argument("--size", default="1280x720", help="viewport WIDTHxHEIGHT (e.g. 3840x2160 to check a 4K screen)")
     args = ap.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
     chromium = shutil.which("chromium")
     if chromium is None:
         raise SystemExit("Chromium is not installed: run `make browser` (apt-get install chromium)")
@@ -108,7 +110,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(base + "/")
             page.wait_for_selector("body[data-ready='1']")
             page.evaluate("localStorage.setItem('woodseg.reviewer', 'ann')")

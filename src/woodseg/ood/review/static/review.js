@@ -88,12 +88,12 @@
     }
     camImg.hidden = state !== "on";
     card.dataset.cam = state;
-    $("cam-state").textContent = state === "on" ? "on (red = strongest)" : state;
+    $("cam-state").textContent = state === "on" ? "on, red = high" : state;
     if (state === "unavailable" && data.cam) { note.textContent = data.cam; note.hidden = false; }
     else if (state !== "unavailable") note.hidden = true;
   }
 
-  camImg.addEventListener("load", () => { if (camOn) { camImg.hidden = false; card.dataset.cam = "on"; $("cam-state").textContent = "on (red = strongest)"; } });
+  camImg.addEventListener("load", () => { if (camOn) { camImg.hidden = false; card.dataset.cam = "on"; $("cam-state").textContent = "on, red = high"; } });
   camImg.addEventListener("error", () => {
     const src = camImg.getAttribute("src");
     camImg.dataset.failed = src;
