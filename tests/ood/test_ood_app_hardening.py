@@ -186,3 +186,21 @@ def test_a_changed_kept_image_blocks_the_download(client: TestClient, store: Rev
     assert s.entry in r.json()["detail"]
     _decide(client, s.id, "keep")  # looked at again and kept: the new file is what was reviewed
     assert client.get("/export/ood_list.txt").status_code == 200
+
+
+def test_a_full_disk_during_export_says_so(client: TestClient, store: ReviewStore, monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path):
+    import errno
+
+    import woodseg.ood.export as export_mod
+
+    _decide(client, store.states("dog")[1].id, "keep")
+
+    def no_space(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(export_mod, "atomic_write_text", no_space)
+    r = client.post("/api/export", json={})
+    assert r.status_code == 507 and "disk is full: writing the export failed" in r.json()["detail"]
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert len(store.events()) == 1

@@ -57,6 +57,8 @@ MAX_BATCH = 500
 MAX_BODY = 256 * 1024  # a full grid batch (500 items) is about 40 kB
 DISK_FULL = ("the disk holding the review database is full: this decision was NOT saved. Free some disk space, "
              "then press the key again (every decision saved before is safe).")
+DISK_FULL_OTHER = ("the disk is full: {what} failed and nothing was half-written. Free some disk space and try again "
+                   "(every decision saved before is safe).")
 BIG = 2**62
 
 Reviewer = Annotated[str, Field(min_length=1, max_length=MAX_REVIEWER_LEN, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -207,7 +209,10 @@ def create_app(store: ReviewStore, *, token: str | None = None, reviewer: str = 
     async def storage_error(request: Request, exc: Exception) -> Response:
         if is_disk_full(exc):
             log.error("review app: disk full on %s %s: %s", request.method, request.url.path, exc)
-            return _secure(JSONResponse({"detail": DISK_FULL, "disk_full": True}, status_code=507))
+            path = request.url.path
+            detail = (DISK_FULL if path.startswith(("/api/decisions", "/api/undo"))
+                      else DISK_FULL_OTHER.format(what="writing the export" if path == "/api/export" else "this request"))
+            return _secure(JSONResponse({"detail": detail, "disk_full": True}, status_code=507))
         return await internal_error(request, exc)
 
     @app.exception_handler(Exception)
