@@ -84,3 +84,48 @@ def test_missing_kept_image_fails_the_export(store: ReviewStore, tmp_path: Path)
         write_export(store, tmp_path / "export")
     assert "img006.jpg" in str(exc.value)
     assert not (tmp_path / "export" / "ood_list.txt").exists()
+
+
+def test_manifest_csv_escapes_formula_cells(tmp_path: Path):
+    from ood_helpers import make_images
+
+    from woodseg.ood.candidates import Candidate
+    from woodseg.ood.rank import write_ranked
+
+    root = tmp_path / "images"
+    make_images(root, 1)
+    names = ["@SUM(1+1).jpg", "+cmd.jpg", "=HYPERLINK(x).jpg", "-2+3.jpg", "\tTAB.jpg", "plain.jpg"]
+    for n in names:
+        (root / n).write_bytes((root / "img000.jpg").read_bytes())
+    cands = {"cat": [Candidate(n, "cat", 0.9 - 0.01 * i, i + 1, 0.5, 0.5) for i, n in enumerate(names)]}
+    ranked = write_ranked(tmp_path / "ranked", cands, {"class_names": ["cat"], "root": str(root), "threshold": 0.5})
+    store = ReviewStore.create(tmp_path / "review.sqlite", ranked, ReviewSettings(target_n=2))
+    store.decide_many([(s.id, "keep", None) for s in store.states()], "=cmd|' /C calc'!A0")
+    res = write_export(store, tmp_path / "out")
+    with open(res.manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    paths = [r["path"] for r in rows]
+    assert paths == ["'@SUM(1+1).jpg", "'+cmd.jpg", "'=HYPERLINK(x).jpg", "'-2+3.jpg", "'\tTAB.jpg", "plain.jpg"]
+    assert all(r["reviewer"] == "'=cmd|' /C calc'!A0" for r in rows)
+    assert all(not r["image_id"].startswith(("=", "+", "-", "@", "\t")) for r in rows)
+    assert res.ood_list.read_text().splitlines() == names  # the list is no spreadsheet: names stay as they are
+
+
+def test_an_image_replaced_after_its_review_is_refused_at_export(store: ReviewStore, tmp_path: Path):
+    _decide(store, "cat", "img003.jpg", "keep")
+    _decide(store, "dog", "img001.jpg", "reject")
+    write_export(store, tmp_path / "ok")
+    kept = store.image_path(next(s.image for s in store.states("cat") if s.entry == "img003.jpg"))
+    rejected = store.image_path(next(s.image for s in store.states("dog") if s.entry == "img001.jpg"))
+    rejected.write_bytes(b"not reviewed")  # a rejected image does not reach the list: no matter
+    write_export(store, tmp_path / "still-ok")
+    original = kept.read_bytes()
+    kept.write_bytes(original[:-10] + b"0123456789")
+    with pytest.raises(DataError, match="img003.jpg") as err:
+        write_export(store, tmp_path / "refused")
+    assert "changed on disk after they were reviewed" in str(err.value) and err.value.path == kept
+    assert not (tmp_path / "refused" / "ood_list.txt").exists()
+    kept.write_bytes(original)  # restored: the export goes through with the reviewed file's hash
+    res = write_export(store, tmp_path / "restored")
+    row = next(r for r in csv.DictReader(open(res.manifest, newline="")) if r["path"] == "img003.jpg")
+    assert row["sha256"] == hashlib.sha256(original).hexdigest()

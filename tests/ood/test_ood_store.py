@@ -251,3 +251,50 @@ def test_database_path_that_is_a_folder(tmp_path: Path):
         ReviewStore(tmp_path / "review.sqlite")
     with pytest.raises(DataError, match="review database is a folder, not a file"):
         ReviewStore.open_or_create(tmp_path / "review.sqlite")
+
+
+def test_current_table_follows_the_log_through_decisions_and_undos(store: ReviewStore):
+    ids = [s.id for s in store.states("dog")]
+    store.decide(ids[0], "keep", "ann")
+    store.decide(ids[0], "reject", "bob")
+    store.decide_many([(ids[1], "skip", None), (ids[2], "keep", None)], "ann")
+    store.undo("ann")
+    with sqlite3.connect(store.path) as con:
+        current = dict(con.execute("SELECT candidate, decision FROM current"))
+        last = dict(con.execute("SELECT candidate, decision FROM events e WHERE seq = "
+                                "(SELECT MAX(seq) FROM events WHERE candidate = e.candidate)"))
+    assert current == last == {ids[0]: "reject", ids[1]: "skip", ids[2]: "unreviewed"}
+
+
+def test_a_database_made_before_the_current_table_is_upgraded(store: ReviewStore):
+    ids = [s.id for s in store.states("cat")]
+    store.decide(ids[0], "keep", "ann")
+    store.decide(ids[0], "reject", "ann")
+    store.decide(ids[1], "keep", "ann")
+    with sqlite3.connect(store.path) as con:  # what an older woodseg wrote: no current/seen tables
+        con.executescript("DROP TRIGGER events_current; DROP TABLE current; DROP TABLE seen; "
+                          "DROP INDEX events_by_reverts;")
+    reopened = ReviewStore(store.path)
+    assert {s.id: s.own for s in reopened.states("cat")}[ids[0]] == "reject"
+    assert reopened.progress("cat")["cat"].kept == 1
+    reopened.decide(ids[1], "reject", "ann")
+    assert {s.id: s.own for s in reopened.states("cat")}[ids[1]] == "reject"
+
+
+def test_pace_counts_looks_per_minute_and_ignores_breaks(store: ReviewStore, monkeypatch: pytest.MonkeyPatch):
+    from datetime import UTC, datetime, timedelta
+
+    import woodseg.ood.review.store as store_mod
+
+    t0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+    times = [t0] + [t0 + timedelta(hours=1, seconds=6 * k) for k in range(11)]  # a break, then 1 look / 6 s
+    clock = iter(times)
+    monkeypatch.setattr(store_mod, "now_iso", lambda: next(clock).isoformat(timespec="milliseconds"))
+    assert store.pace("ann")["looks_per_minute"] is None
+    ids = [s.id for s in store.states()]
+    for k in range(len(times)):
+        store.decide(ids[k % len(ids)], "skip", "ann")
+    pace = store.pace("ann")
+    assert pace["looks"] == 11 and pace["minutes"] == 1.0 and pace["looks_per_minute"] == 10.0
+    assert store.pace("bob")["looks_per_minute"] is None
+

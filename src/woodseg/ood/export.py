@@ -8,12 +8,15 @@ The first K centres then span the classes instead of all coming from the first o
 The manifest (CSV, or JSON with ``fmt="json"``) has one row per decided candidate: path, image id, class,
 p(c), own decision, effective state, whether the image is in the list, reviewer, time and the image's SHA-256.
 ``decisions.jsonl`` is the full event log; ``export.json`` the summary and provenance.
+
+The review recorded each image's SHA-256 when it was decided; a kept image whose file changed since is
+refused (the list would otherwise vouch for a picture nobody looked at). CSV cells that a spreadsheet would
+run as a formula (starting with = + - @, tab or CR) get a leading apostrophe (OWASP "CSV injection").
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -24,12 +27,14 @@ from typing import Any, Literal
 
 from woodseg.errors import DataError
 from woodseg.fsutil import atomic_write_json, atomic_write_text
-from woodseg.ood.review.store import ELSEWHERE, UNREVIEWED, ReviewStore
+from woodseg.ood.review.store import ELSEWHERE, UNREVIEWED, ReviewStore, sha256_file
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ("path", "image_id", "class", "p", "rank", "decision", "state", "in_list", "reviewer", "decided_at",
                     "sha256", "compactness", "stability")
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -59,15 +64,9 @@ def kept_entries(store: ReviewStore) -> tuple[list[str], dict[str, int]]:
 
 
 def ood_list_text(store: ReviewStore) -> str:
+    """The list as downloaded; refuses, like :func:`write_export`, when a kept image changed since its review."""
+    manifest_rows(store)
     return "".join(f"{e}\n" for e in kept_entries(store)[0])
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def manifest_rows(store: ReviewStore) -> list[dict[str, Any]]:
@@ -77,6 +76,8 @@ def manifest_rows(store: ReviewStore) -> list[dict[str, Any]]:
     for ev in store.events():
         last[ev["candidate"]] = ev
     checksums: dict[int, str] = {}
+    recorded = store.seen_hashes()
+    changed: dict[str, Path | None] = {}
     rows = []
     for s in store.states():
         if s.own == UNREVIEWED and s.state != ELSEWHERE:
@@ -90,6 +91,8 @@ def manifest_rows(store: ReviewStore) -> list[dict[str, Any]]:
                                 fix="restore the file (or relocate the pool with --root) before exporting")
             else:
                 checksums[s.image] = ""
+        if s.entry in listed and recorded.get(s.image, checksums[s.image]) != checksums[s.image]:
+            changed[s.entry] = store.image_path(s.image)
         ev = last.get(s.id, {})
         rows.append({
             "path": s.entry, "image_id": Path(s.entry).stem, "class": s.class_name, "p": round(s.p, 6), "rank": s.rank,
@@ -97,7 +100,20 @@ def manifest_rows(store: ReviewStore) -> list[dict[str, Any]]:
             "reviewer": ev.get("reviewer", ""), "decided_at": ev.get("at", ""), "sha256": checksums[s.image],
             "compactness": s.compactness, "stability": s.stability,
         })
+    if changed:
+        names = sorted(changed)
+        raise DataError(f"{len(names)} kept image(s) changed on disk after they were reviewed: "
+                        f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}", path=changed[names[0]],
+                        fix="restore the original files, or look at them again in the review app and decide "
+                            "again (k): a new decision records the file as it is now")
     return rows
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``, tab, CR first) with a leading ``'``."""
+    if isinstance(value, str) and value[:1] in _FORMULA_START:
+        return "'" + value
+    return value
 
 
 def manifest_csv(rows: list[dict[str, Any]]) -> str:
@@ -105,7 +121,7 @@ def manifest_csv(rows: list[dict[str, Any]]) -> str:
     w = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r[k] is None else r[k]) for k in MANIFEST_COLUMNS})
+        w.writerow({k: ("" if r[k] is None else csv_cell(r[k])) for k in MANIFEST_COLUMNS})
     return buf.getvalue()
 
 

@@ -5,6 +5,9 @@ only files the web app will serve), ``candidates`` (image x class, p(c), flags, 
 ``events`` (append-only: triggers refuse UPDATE and DELETE). The state of a candidate is its last event;
 an undo appends an event that restores the previous state, pointing at the event it reverts. Nothing is
 ever deleted, so a restart resumes exactly, and two tabs writing at once both land in the log.
+``current`` holds each candidate's last event, kept by a trigger inside the inserting transaction, so reading
+a state costs the same with ten events or a million. ``seen`` records each decided image's SHA-256 (with size
+and mtime) so that the export can refuse a file replaced after it was reviewed.
 
 Rejecting an image for one class means it shows a target object, so it is no OoD for any class: with
 ``reject_everywhere`` (the default) its other candidates count as "rejected elsewhere", leave the queues
@@ -13,9 +16,11 @@ and stay out of the export. Turn it off to keep decisions strictly per class.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -58,13 +63,25 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_candidate ON events (candidate, seq);
 CREATE INDEX IF NOT EXISTS events_by_reviewer ON events (reviewer, seq);
 CREATE INDEX IF NOT EXISTS candidates_by_class ON candidates (class, position);
+CREATE INDEX IF NOT EXISTS events_by_reverts ON events (reverts) WHERE reverts IS NOT NULL;
+CREATE TABLE IF NOT EXISTS current (
+    candidate INTEGER PRIMARY KEY REFERENCES candidates(id),
+    decision TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS events_current AFTER INSERT ON events
+    BEGIN INSERT OR REPLACE INTO current (candidate, decision, seq) VALUES (NEW.candidate, NEW.decision, NEW.seq); END;
+CREATE TABLE IF NOT EXISTS seen (
+    image INTEGER PRIMARY KEY REFERENCES images(id),
+    sha256 TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, at TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'review events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'review events are append-only'); END;
 """
 
-_CURRENT = "SELECT candidate, decision, MAX(seq) AS seq FROM events GROUP BY candidate"
+_CURRENT = "SELECT candidate, decision, seq FROM current"
 
 
 @dataclass
@@ -158,6 +175,7 @@ class ReviewStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._local = threading.local()
         check_file(self.path, "review database",
                    "start `woodseg ood review --ranked <ranking folder> --db <file>` to create it")
         try:
@@ -167,30 +185,75 @@ class ReviewStore:
         if fmt != STORE_FORMAT:
             raise DataError(f"not a woodseg review database (format {fmt!r})", path=self.path,
                             fix="pass the .sqlite file `woodseg ood review` made")
+        self._upgrade()
+        # Held open while the store lives: closing the last connection makes SQLite checkpoint the WAL,
+        # which would otherwise happen at the end of every web request (~15 ms each).
+        self._keeper: sqlite3.Connection | None = sqlite3.connect(self.path, check_same_thread=False)
+        self._keeper.execute("SELECT COUNT(*) FROM meta").fetchone()  # attaches it to the WAL
+
+    def _upgrade(self) -> None:
+        """Add the ``current`` and ``seen`` tables to a database made before them (once, in one transaction)."""
+        with self._conn() as con:
+            have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index', 'trigger')")}
+        if {"current", "seen", "events_current", "events_by_reverts"} <= have:
+            return
+        try:
+            con = self._connect()
+            try:
+                con.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nINSERT OR REPLACE INTO current (candidate, decision, seq) "
+                                  "SELECT candidate, decision, MAX(seq) FROM events GROUP BY candidate;\nCOMMIT;")
+            finally:
+                con.close()
+        except sqlite3.OperationalError as exc:
+            raise DataError(f"cannot upgrade the review database ({exc})", path=self.path,
+                            fix="make the file and its folder writable (and free some disk space), then start again") from exc
 
     def close(self) -> None:
-        """Nothing to release: every call opens and closes its own connection (safe across threads)."""
+        """Release the idle connection that keeps the WAL open (each call or session has its own)."""
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
 
     # -- connections -------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA busy_timeout = 30000")
+        return con
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Share one connection among the calls made inside (in this thread): one per web request."""
+        if getattr(self._local, "con", None) is not None:
+            yield
+            return
+        self._local.con = self._connect()
+        try:
+            yield
+        finally:
+            con, self._local.con = self._local.con, None
+            con.close()
+
     @contextmanager
     def _conn(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        shared = getattr(self._local, "con", None)
+        con = shared if shared is not None else self._connect()
         try:
-            con.row_factory = sqlite3.Row
-            con.execute("PRAGMA foreign_keys = ON")
-            con.execute("PRAGMA busy_timeout = 30000")
             if write:
                 con.execute("BEGIN IMMEDIATE")
                 try:
                     yield con
                 except BaseException:
-                    con.execute("ROLLBACK")
+                    if con.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
+                        con.execute("ROLLBACK")
                     raise
                 con.execute("COMMIT")
             else:
                 yield con
         finally:
-            con.close()
+            if shared is None:
+                con.close()
 
     def _meta_raw(self, key: str) -> Any:
         with self._conn() as con:
@@ -223,7 +286,8 @@ class ReviewStore:
             meta = {"format": STORE_FORMAT, "created": now_iso(), "ranked_fingerprint": ranked.fingerprint,
                     "root": str(ranked.root), "threshold": ranked.meta.get("threshold"),
                     "checkpoint": ranked.meta.get("checkpoint"), "pool": ranked.meta.get("pool"),
-                    "class_names": list(ranked.class_names), "settings": asdict(settings)}
+                    "class_names": list(ranked.class_names), "settings": asdict(settings),
+                    **({"long_side": ranked.meta["long_side"]} if "long_side" in ranked.meta else {})}
             con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
             image_ids: dict[str, int] = {}
             for ci, name in enumerate(ranked.class_names):
@@ -302,7 +366,7 @@ class ReviewStore:
         """Candidates (of one class, or all) in review order, with own and effective states."""
         settings = self.settings
         with self._conn() as con:
-            rejected_in, kept_in = _decided_elsewhere(con)
+            rejected_in, kept_in = _decided_elsewhere(con, class_name)
             sql = (f"SELECT c.id, c.image, i.entry, k.name AS class_name, c.p, c.rank, c.position, c.compactness, "
                    f"c.stability, COALESCE(e.decision, '{UNREVIEWED}') AS own, COALESCE(e.seq, 0) AS seq "
                    f"FROM candidates c JOIN images i ON i.id = c.image JOIN classes k ON k.id = c.class "
@@ -349,7 +413,7 @@ class ReviewStore:
             sql += " WHERE k.name = ?"
             args = (UNREVIEWED, class_name)
         with self._conn() as con:
-            rejected_in, _ = _decided_elsewhere(con)
+            rejected_in, _ = _decided_elsewhere(con, class_name)
             rows = con.execute(sql, args).fetchall()
         for name, position, image, own in rows:
             a = acc[name]
@@ -386,6 +450,39 @@ class ReviewStore:
         with self._conn() as con:
             return [dict(r) for r in con.execute(sql, args)]
 
+    def pace(self, reviewer: str, *, window: int = 30, pause_s: float = 300.0) -> dict[str, Any]:
+        """The reviewer's looks per minute over their latest ``window`` decisions (undos not counted).
+
+        A gap longer than ``pause_s`` ends the stretch measured, so a lunch break does not halve the pace.
+        Reads ``window`` rows through the (reviewer, seq) index: the cost does not grow with the log.
+        """
+        with self._conn() as con:
+            rows = con.execute("SELECT at FROM events WHERE reviewer = ? AND reverts IS NULL ORDER BY seq DESC LIMIT ?",
+                               (reviewer, window + 1)).fetchall()
+        times = [datetime.fromisoformat(r[0]) for r in rows]
+        n = 1 if times else 0
+        while n < len(times) and (times[n - 1] - times[n]).total_seconds() <= pause_s:
+            n += 1
+        minutes = (times[0] - times[n - 1]).total_seconds() / 60 if n >= 2 else 0.0
+        rate = (n - 1) / minutes if minutes > 0 else None
+        return {"reviewer": reviewer, "looks": n, "minutes": round(minutes, 3),
+                "looks_per_minute": None if rate is None else round(rate, 2)}
+
+    def record_shown(self, image: int) -> None:
+        """Remember the SHA-256 of an image the first time it is shown (a decision refreshes it)."""
+        with self._conn() as con:
+            if con.execute("SELECT 1 FROM seen WHERE image = ?", (image,)).fetchone() is not None:
+                return
+        with self._conn(write=True) as con:
+            row = con.execute("SELECT path FROM images WHERE id = ?", (image,)).fetchone()
+            if row is not None:
+                _record_seen(con, image, Path(row["path"]), replace=False)
+
+    def seen_hashes(self) -> dict[int, str]:
+        """Image id -> SHA-256 of the file as it was when last decided (or first shown)."""
+        with self._conn() as con:
+            return {int(r[0]): r[1] for r in con.execute("SELECT image, sha256 FROM seen")}
+
     # -- writing -----------------------------------------------------------------------------------
     def decide(self, candidate_id: int, decision: str, reviewer: str, *, base_seq: int | None = None,
                client: str | None = None) -> DecisionResult:
@@ -402,9 +499,12 @@ class ReviewStore:
         out = []
         with self._conn(write=True) as con:
             for cid, decision, base_seq in items:
-                row = con.execute("SELECT p FROM candidates WHERE id = ?", (cid,)).fetchone()
+                row = con.execute("SELECT c.p, c.image, i.path FROM candidates c JOIN images i ON i.id = c.image "
+                                  "WHERE c.id = ?", (cid,)).fetchone()
                 if row is None:
                     raise KeyError(cid)
+                if decision != "skip":
+                    _record_seen(con, row["image"], Path(row["path"]), replace=True)
                 prev = con.execute("SELECT decision, seq FROM events WHERE candidate = ? ORDER BY seq DESC LIMIT 1",
                                    (cid,)).fetchone()
                 prev_seq = prev["seq"] if prev else 0
@@ -426,7 +526,7 @@ class ReviewStore:
         with self._conn(write=True) as con:
             sql = ("SELECT e.seq, e.candidate, e.decision FROM events e JOIN candidates c ON c.id = e.candidate "
                    "JOIN classes k ON k.id = c.class WHERE e.reviewer = ? AND e.reverts IS NULL "
-                   "AND e.seq NOT IN (SELECT reverts FROM events WHERE reverts IS NOT NULL) ")
+                   "AND NOT EXISTS (SELECT 1 FROM events r WHERE r.reverts = e.seq) ")
             args: tuple[Any, ...] = (reviewer,)
             if class_name is not None:
                 sql += "AND k.name = ? "
@@ -436,8 +536,8 @@ class ReviewStore:
                 return None
             cid = target["candidate"]
             # superseded: a later decision on this candidate still stands (one not itself undone)
-            later = con.execute("SELECT 1 FROM events WHERE candidate = ? AND seq > ? AND reverts IS NULL "
-                                "AND seq NOT IN (SELECT reverts FROM events WHERE reverts IS NOT NULL) LIMIT 1",
+            later = con.execute("SELECT 1 FROM events e WHERE e.candidate = ? AND e.seq > ? AND e.reverts IS NULL "
+                                "AND NOT EXISTS (SELECT 1 FROM events r WHERE r.reverts = e.seq) LIMIT 1",
                                 (cid, target["seq"])).fetchone()
             superseded = later is not None
             if superseded:
@@ -465,6 +565,31 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError) -> DataError:
     return DataError(f"not a review database ({exc})", path=path, fix="pass the .sqlite file `woodseg ood review` made")
 
 
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _record_seen(con: sqlite3.Connection, image: int, path: Path, *, replace: bool) -> None:
+    """Store the file's SHA-256, size and mtime; re-hash only when size or mtime changed. A missing file is left out."""
+    try:
+        st = path.stat()
+    except OSError:
+        return
+    row = con.execute("SELECT size, mtime_ns FROM seen WHERE image = ?", (image,)).fetchone()
+    if row is not None and (not replace or (row["size"], row["mtime_ns"]) == (st.st_size, st.st_mtime_ns)):
+        return
+    try:
+        digest = sha256_file(path)
+    except OSError:
+        return
+    con.execute("INSERT OR REPLACE INTO seen (image, sha256, size, mtime_ns, at) VALUES (?, ?, ?, ?, ?)",
+                (image, digest, st.st_size, st.st_mtime_ns, now_iso()))
+
+
 def _resolve(root: Path, entry: str) -> Path:
     p = Path(entry)
     return p if p.is_absolute() else root / p
@@ -487,12 +612,19 @@ def _effective(own: str, rejected_in: list[str], reject_everywhere: bool) -> str
     return ELSEWHERE
 
 
-def _decided_elsewhere(con: sqlite3.Connection) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
-    """Per image id: classes it was rejected in, and classes it was kept in (current states)."""
+def _decided_elsewhere(con: sqlite3.Connection, class_name: str | None = None
+                       ) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
+    """Per image id (of ``class_name``'s candidates, or all): classes it was rejected in, and kept in."""
     rejected: dict[int, set[str]] = {}
     kept: dict[int, set[str]] = {}
-    for r in con.execute(f"SELECT c.image, k.name, e.decision FROM ({_CURRENT}) e JOIN candidates c ON c.id = e.candidate "
-                         "JOIN classes k ON k.id = c.class WHERE e.decision IN ('keep', 'reject')"):
+    sql = (f"SELECT c.image, k.name, e.decision FROM ({_CURRENT}) e JOIN candidates c ON c.id = e.candidate "
+           "JOIN classes k ON k.id = c.class WHERE e.decision IN ('keep', 'reject')")
+    args: tuple[Any, ...] = ()
+    if class_name is not None:
+        sql += (" AND c.image IN (SELECT c2.image FROM candidates c2 JOIN classes k2 ON k2.id = c2.class "
+                "WHERE k2.name = ?)")
+        args = (class_name,)
+    for r in con.execute(sql, args):
         (rejected if r["decision"] == "reject" else kept).setdefault(r["image"], set()).add(r["name"])
     return rejected, kept
 

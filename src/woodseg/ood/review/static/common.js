@@ -81,7 +81,34 @@ const Woodseg = (() => {
     el.append(text);
     const banner = document.getElementById("target-banner");
     if (banner) banner.hidden = !p.reached;
+    const bannerKept = document.getElementById("banner-kept");
+    if (bannerKept) bannerKept.textContent = p.kept;
     document.body.classList.toggle("reached", !!p.reached);
+  }
+
+  // The reviewer's pace (looks per minute, from the decision log) and the time left to the target at it.
+  function renderPace(pace) {
+    const el = document.getElementById("pace");
+    if (!el || !pace) return;
+    el.dataset.rate = pace.looks_per_minute === null ? "" : pace.looks_per_minute;
+    el.dataset.minutesLeft = pace.minutes_left === null || pace.minutes_left === undefined ? "" : pace.minutes_left;
+    if (pace.looks_per_minute === null) {
+      el.textContent = "pace: decide a few candidates to see your looks per minute and the time left";
+      return;
+    }
+    let left = "";
+    if (pace.looks_left === 0) left = " · target reached";
+    else if (pace.minutes_left !== null && pace.minutes_left !== undefined) {
+      const m = pace.minutes_left;
+      const t = m < 1 ? "under a minute" : m < 90 ? "≈ " + Math.round(m) + " min" : "≈ " + (m / 60).toFixed(1) + " h";
+      left = " · " + t + " to the target at this pace (≈ " + Math.ceil(pace.looks_left) + " more looks)";
+    } else if (pace.class_name) left = " · time to the target unknown (every look so far was rejected)";
+    el.textContent = "your pace: " + fmt(pace.looks_per_minute, 1) + " looks/min" + left;
+  }
+
+  function loadPace(className) {
+    const q = "/api/pace?reviewer=" + encodeURIComponent(reviewer()) + (className ? "&class_name=" + encodeURIComponent(className) : "");
+    return api(q).then(renderPace).catch(() => undefined);
   }
 
   function isTyping(ev) {
@@ -99,5 +126,11 @@ const Woodseg = (() => {
     return el ? JSON.parse(el.textContent) : null;
   }
 
-  return { api, enqueue, idle, flash, reviewer, client, renderProgress, isTyping, toggleKeys, pageData };
+  // CAM overlays on or off, remembered across pages and reloads.
+  const CAM_KEY = "woodseg.cam";
+  function camWanted() { return localStorage.getItem(CAM_KEY) === "1"; }
+  function setCamWanted(on) { localStorage.setItem(CAM_KEY, on ? "1" : "0"); }
+
+  return { api, enqueue, idle, flash, reviewer, client, renderProgress, renderPace, loadPace, isTyping, toggleKeys,
+    pageData, camWanted, setCamWanted };
 })();

@@ -11,6 +11,16 @@
     choice: ["keep", "reject", "skip"].includes(t.own) ? t.own : (t.flagged ? "reject" : "keep"),
   }));
   let focus = 0;
+  let camOn = W.camWanted();
+
+  function renderCamState() {
+    const state = !camOn ? "off" : data.cam ? "unavailable" : "on";
+    grid.dataset.cam = state;
+    document.getElementById("cam-state").textContent = state === "on" ? "on (red = strongest " + data.class_name + " evidence)" : state;
+    const note = document.getElementById("cam-note");
+    note.hidden = state !== "unavailable";
+    note.textContent = state === "unavailable" ? data.cam : "";
+  }
 
   function render() {
     grid.replaceChildren();
@@ -20,16 +30,45 @@
         (t.own === t.choice ? " saved" : "");
       el.dataset.candidate = t.id;
       el.dataset.choice = t.locked ? "locked" : t.choice;
+      const frame = document.createElement("div");
+      frame.className = "frame";
       const im = document.createElement("img");
-      im.src = "/image/" + t.image + "?max=320";
+      im.src = "/image/" + t.image + "?max=" + tileMax();
       im.alt = t.entry;
+      im.addEventListener("load", () => {
+        const scale = Math.min(im.clientWidth / im.naturalWidth, im.clientHeight / im.naturalHeight);
+        im.classList.toggle("pixelated", scale * (window.devicePixelRatio || 1) >= 2);
+      });
+      frame.append(im);
+      if (camOn && !data.cam) {
+        const cam = document.createElement("img");
+        cam.className = "cam";
+        cam.src = "/cam/" + t.id;
+        cam.alt = "";
+        frame.append(cam);
+      }
       const cap = document.createElement("figcaption");
       const label = t.locked ? "rejected under " + t.rejected_in.join(", ") : t.choice + (t.own === t.choice ? " ✓" : "");
       cap.textContent = "p=" + t.p.toFixed(3) + " · " + label + (t.flagged ? " · flagged" : "");
-      el.append(im, cap);
+      el.append(frame, cap);
       el.addEventListener("click", () => { focus = i; toggle(i); });
       grid.append(el);
     });
+    const focused = grid.children[focus];
+    if (focused && document.body.dataset.ready) focused.scrollIntoView({ block: "nearest" });
+  }
+
+  function tileMax() {
+    const w = (grid.firstElementChild ? grid.firstElementChild.clientWidth : 320) * (window.devicePixelRatio || 1);
+    return w <= 320 ? 320 : w <= 640 ? 640 : 1024;
+  }
+
+  function toggleCam() {
+    camOn = !camOn;
+    W.setCamWanted(camOn);
+    if (camOn && data.cam) W.flash(data.cam, "warn");
+    renderCamState();
+    render();
   }
 
   function toggle(i, to) {
@@ -82,11 +121,14 @@
     else if (k === "]") go(nextLink && nextLink.href);
     else if (k === "[") go(prevLink && prevLink.href);
     else if (k === "v") go("/review/" + encodeURIComponent(data.class_name));
+    else if (k === "c") toggleCam();
     else if (k === "?") W.toggleKeys();
     else if (k === "Escape") W.toggleKeys(false);
   });
   document.getElementById("accept").addEventListener("click", accept);
   W.renderProgress(data.progress);
+  W.loadPace(data.class_name);
+  renderCamState();
   render();
   document.body.dataset.ready = "1";
 })();
