@@ -130,6 +130,27 @@ def test_voc_cls_labels_npy_string_keys(tmp_path):
         np.testing.assert_array_equal(ds.label(i), _vec("horse", "person"))
 
 
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_cls_labels_npy_that_would_run_code_is_refused(tmp_path):
+    """np.load(allow_pickle=True) would run this file's payload; the label reader refuses it and runs nothing."""
+    marker = tmp_path / "ran"
+    npy = tmp_path / "cls_labels.npy"
+    np.save(npy, np.array({2007000032: _RunsCode(marker)}, dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="os.system|posix.system") as exc:
+        read_cls_labels_npy(npy, ("aeroplane",))
+    assert not marker.exists()
+    assert "cls_labels.npy" in str(exc.value)
+
+
 def test_read_cls_labels_npy_decoding():
     assert decode_irn_id(np.int32(2007000032)) == "2007_000032"
     assert decode_irn_id(2011003276) == "2011_003276"

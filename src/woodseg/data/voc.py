@@ -17,6 +17,7 @@ Image-level labels come, in order of preference, from an IRN ``cls_labels.npy``,
 from __future__ import annotations
 
 import logging
+import pickle
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -146,8 +147,12 @@ def read_cls_labels_npy(path: Path, class_names: tuple[str, ...]) -> dict[str, n
     """Read IRN's ``cls_labels.npy`` (a pickled dict): int32 keys like 2007000032 or PSA's string keys."""
     check_file(path, "cls_labels file", "fix data.cls_labels or drop it")
     try:
-        obj = np.load(path, allow_pickle=True)
+        obj = load_npy_without_code(path)
         table = obj.item() if isinstance(obj, np.ndarray) and obj.dtype == object else obj
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"refused to read cls_labels: {exc}", path=path,
+                        fix="use a cls_labels.npy made by IRN's make_cls_labels.py (a dict of id -> multi-hot "
+                            "array), or labels from Annotations/ (drop data.cls_labels)") from None
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"cannot read cls_labels ({exc})", path=path, fix="regenerate it") from exc
     if not isinstance(table, dict):
@@ -163,6 +168,38 @@ def read_cls_labels_npy(path: Path, class_names: tuple[str, ...]) -> dict[str, n
             )
         out[decode_irn_id(key)] = vec
     return out
+
+
+# What an IRN cls_labels.npy (np.save of a dict of int/str ids -> float arrays) may ask the unpickler for.
+_NUMPY_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+                  ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Builds arrays, numpy scalars, dicts, lists, strings and numbers; any other global is refused, so a
+    crafted file cannot call ``os.system`` the way ``np.load(allow_pickle=True)`` would let it."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in _NUMPY_ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a label file never needs (it could run code)")
+
+
+def load_npy_without_code(path: Path) -> np.ndarray:
+    """``np.load`` for ``.npy`` files, where object arrays (IRN's pickled dict) go through an unpickler that
+    only builds numpy values and plain containers."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(fh)
+        if not dtype.hasobject:
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False)
+        arr = _NumpyOnlyUnpickler(fh).load()
+    if not isinstance(arr, np.ndarray) or arr.shape != shape:
+        raise ValueError(f"the object array's payload does not match its header (shape {shape})")
+    return arr
 
 
 def decode_irn_id(key: object) -> str:
