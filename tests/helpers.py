@@ -66,7 +66,7 @@ def tiny_overrides(root: Path, out: Path, **extra: object) -> list[str]:
         "model.backbone": "resnet10", "model.freeze_bn": False, "model.frozen_stages": 0,
         "model.channels_last": False,
         "train.epochs": 1, "train.batch_size": 8, "train.lr": 0.01, "train.momentum": 0.9,
-        "train.resize_long": "[40,56]", "train.crop_size": 48, "train.threads": 1, "train.checkpoint_every": 2,
+        "train.resize_long": "[40,56]", "train.crop_size": 48, "runtime.threads": 1, "train.checkpoint_every": 2,
         "wood.K": 3, "wood.ood_batch_size": 4, "wood.ood_long_side": "null",
         "cam.scales": "[1.0,0.5]",
     }

@@ -21,7 +21,7 @@ def test_torchrun_two_processes(tiny_voc, tmp_path):
     if not torchrun.exists():
         torchrun = Path(shutil.which("torchrun") or "torchrun")
     base = tmp_path / "base"
-    over = tiny_overrides(tiny_voc, base, **{"wood.variant": "none", "train.threads": 1})
+    over = tiny_overrides(tiny_voc, base, **{"wood.variant": "none", "runtime.threads": 1})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "train", "-q", *over]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -33,7 +33,7 @@ def test_torchrun_two_processes(tiny_voc, tmp_path):
     assert proc.stdout.count("classifier:") == 1  # and only rank 0 prints the result line
     # W-OoD with centres computed on rank 0 and shared through the file
     wood = tmp_path / "wood"
-    over = tiny_overrides(tiny_voc, wood, **{"wood.variant": "official", "train.threads": 1,
+    over = tiny_overrides(tiny_voc, wood, **{"wood.variant": "official", "runtime.threads": 1,
                                              "train.init_from": base / "classifier/last.pt"})
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "train", "-q",
                            *over], capture_output=True, text=True, env=env, timeout=300)

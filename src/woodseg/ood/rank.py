@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from woodseg.data.dataset import OodSet
-from woodseg.errors import ConfigError, DataError
+from woodseg.errors import DataError
 from woodseg.fsutil import atomic_save, atomic_write_json
 from woodseg.ood.candidates import (
     Candidate,
@@ -41,38 +41,16 @@ from woodseg.ood.candidates import (
     write_candidates_csv,
 )
 from woodseg.ood.pool import pool_root, read_pool
-from woodseg.ood.scoring import OnBadImage, check_flags, iter_scores, resolve_device
+from woodseg.ood.scoring import OnBadImage, check_flags, iter_scores
+from woodseg.runtime.device import resolve_device
+from woodseg.runtime.fingerprint import file_sha
+from woodseg.runtime.shard import Shard
 
 log = logging.getLogger(__name__)
 
 PART_FORMAT = "woodseg.ood-rank-part/1"
 RANKED_FORMAT = "woodseg.ood-ranked/1"
 _IDENTITY = ("checkpoint_sha", "pool_fingerprint", "num_images", "class_names", "long_side", "flags", "num_shards")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard ``index`` of ``count`` (0-based): takes every ``count``-th pool position from ``index``."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        try:
-            i, n = (int(t) for t in text.split("/"))
-        except ValueError:
-            raise ConfigError(f"bad shard '{text}'", fix="write it as i/n, e.g. 0/4 (0-based index / shard count)") from None
-        if n < 1 or not 0 <= i < n:
-            raise ConfigError(f"bad shard '{text}': need 0 <= i < n", fix="shards of 4 are 0/4, 1/4, 2/4, 3/4")
-        return cls(i, n)
-
-    def positions(self, num_images: int) -> list[int]:
-        return list(range(self.index, num_images, self.count))
-
-    @property
-    def name(self) -> str:
-        return f"shard-{self.index:03d}-of-{self.count:03d}"
 
 
 @dataclass
@@ -90,11 +68,8 @@ class Ranked:
 
 
 def file_fingerprint(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    """Content hash of a file (:func:`woodseg.runtime.fingerprint.file_sha`)."""
+    return file_sha(path)
 
 
 def _now() -> str:

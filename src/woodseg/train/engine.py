@@ -8,7 +8,6 @@ killed at any moment resumes from its last checkpoint with the same data order (
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -24,6 +23,7 @@ from tqdm import tqdm
 from woodseg.config import TrainConfig
 from woodseg.errors import TrainingError
 from woodseg.fsutil import append_jsonl, atomic_save, atomic_write_text, read_jsonl
+from woodseg.runtime.fingerprint import fingerprint  # noqa: F401 - re-exported for callers of the engine
 from woodseg.train.distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,6 @@ def poly_lr(initial: float, step: int, max_steps: int, power: float) -> float:
     """lr = initial * (1 - step/max_steps)^power, set before each step; frozen at its last value after."""
     step = min(step, max_steps - 1)
     return initial * (1.0 - step / max_steps) ** power
-
-
-def fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Engine:
