@@ -1,7 +1,10 @@
 """Score candidate images with a trained classifier: p(c) = sigmoid(z_c) per image and class (Sec. 3.1).
 
-Images are resized so the long side is ``long_side`` (bicubic, as everywhere), normalised, and batched
-by equal size, so a score never depends on which other images share its batch (no padding). One forward
+Images are resized so the long side is ``long_side`` (bicubic, as everywhere; see
+:mod:`woodseg.ood.resolution` for how it is chosen), normalised, and batched by equal size (no padding,
+no resize to fit). A score is the image's own forward pass, but batched convolutions may round the last
+float32 bit differently with the batch's size, so ``rank`` records the batch size with its parts and
+refuses to resume or merge them under another one. One forward
 pass gives the CAM and the logits (their spatial mean: the classifier is linear and bias-free), so the
 CAM-compactness flag costs nothing extra. This is the in-process core; ``rank.py`` adds files, shards
 and resume on top, and the demo calls :func:`score_pool` directly.
