@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_overrides
 
+from helpers import tiny_overrides
 from woodseg.config import load_config
 from woodseg.errors import ConfigError
 from woodseg.pipeline.stages import run_stages, select, stage_names
