@@ -5,6 +5,7 @@ resolution, the middle of ``train.resize_long`` (its random long-side range). Tr
 value in the classifier's checkpoint (``ood_input``), so ``woodseg ood rank`` scores candidates the way that
 classifier saw images unless the config says otherwise. Which images count as hard OoD (paper Sec. 3.1)
 depends on it: scoring far from the training resolution is warned about (an error with ``--strict``).
+Training itself feeds OoD images through the same random resize and crop as in-distribution images.
 """
 
 from __future__ import annotations
