@@ -72,3 +72,21 @@ def tiny_overrides(root: Path, out: Path, **extra: object) -> list[str]:
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
+
+
+def random_checkpoint(out: Path) -> Path:
+    """A random resnet10 classifier for :data:`CLASSES` at ``out/classifier/last.pt`` (all class maps non-zero)."""
+    import torch
+
+    from woodseg.config import ModelConfig
+    from woodseg.models.cam_net import build_cam_net, classifier_checkpoint
+
+    torch.manual_seed(1)
+    cfg = ModelConfig(backbone="resnet10", weights=None, freeze_bn=True, frozen_stages=0, channels_last=False)
+    net = build_cam_net(cfg, len(CLASSES))
+    with torch.no_grad():  # positive weights on non-negative features: every class map is non-zero
+        net.classifier.weight.abs_()
+    path = out / "classifier" / "last.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(classifier_checkpoint(net, CLASSES, {"step": 0, "run_fingerprint": "test"}), path)
+    return path

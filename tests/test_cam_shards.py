@@ -11,24 +11,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from helpers import CLASSES, tiny_overrides
-from woodseg.config import ModelConfig
-from woodseg.models.cam_net import build_cam_net, classifier_checkpoint
+from helpers import random_checkpoint, tiny_overrides
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def _checkpoint(out: Path) -> None:
-    torch.manual_seed(1)
-    cfg = ModelConfig(backbone="resnet10", weights=None, freeze_bn=True, frozen_stages=0, channels_last=False)
-    net = build_cam_net(cfg, len(CLASSES))
-    with torch.no_grad():
-        net.classifier.weight.abs_()
-    path = out / "classifier" / "last.pt"
-    path.parent.mkdir(parents=True)
-    torch.save(classifier_checkpoint(net, CLASSES, {"step": 0, "run_fingerprint": "test"}), path)
 
 
 def _cam(root: Path, out: Path, *extra: str, wait: bool = True, **over: object) -> subprocess.Popen | None:
@@ -55,7 +41,7 @@ def _seeds(folder: Path) -> dict[str, dict[str, np.ndarray]]:
 def test_two_shards_equal_one_process_kill_resume_and_restart(tiny_voc, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     for out in (one, two):
-        _checkpoint(out)
+        random_checkpoint(out)
     _cam(tiny_voc, one)
     procs = [_cam(tiny_voc, two, "--shard", f"{i}/2", wait=False) for i in range(2)]
     for p in procs:
@@ -76,7 +62,7 @@ def test_two_shards_equal_one_process_kill_resume_and_restart(tiny_voc, tmp_path
 
     # kill -9 a shard mid-way (slow AdvCAM seeds into a fresh run), then re-run: it finishes
     slow = tmp_path / "slow"
-    _checkpoint(slow)
+    random_checkpoint(slow)
     over = {"cam.method": "advcam", "cam.adv_iters": 3}
     p = _cam(tiny_voc, slow, "--shard", "1/2", wait=False, **{**over, "runtime.cam_batch_size": 1})
     deadline = time.time() + 240
