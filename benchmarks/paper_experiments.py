@@ -41,6 +41,7 @@ from woodseg.config import Config, load_config
 from woodseg.data.benchmark import read_pool_truth
 from woodseg.data.ood_list import read_ood_list
 from woodseg.fsutil import atomic_write_text
+from woodseg.ood.resolution import config_scoring_long_side
 from woodseg.pipeline.demo import benchmark_spec, benchmark_tag
 from woodseg.pipeline.steps import derive, mine_hard_ood, ood_subset, seed_stage, train_stage
 
@@ -150,6 +151,7 @@ class Seeds:
         b = self.base
         suffix = "" if din is None else f"-din{din}"
         over: dict[str, Any] = {"name": f"baseline{suffix}", "out_dir": str(self.work / f"seed{seed}" / f"baseline{suffix}"),
+                                "demo": None,
                                 "wood": {"variant": "none"}, "train": {"epochs": b.demo.baseline_epochs, "lr": b.demo.baseline_lr,
                                                                        "seed": seed, "init_from": None}}
         if din is not None:
@@ -182,9 +184,11 @@ class Seeds:
         def is_positive(entry: str, class_name: str) -> bool:
             return class_name in self.truth[Path(entry).stem].classes
 
-        return mine_hard_ood(self.f_in(seed), pool, pool_root, self.work / f"seed{seed}" / "ood",
+        f_in = self.f_in(seed)
+        return mine_hard_ood(f_in, pool, pool_root, self.work / f"seed{seed}" / "ood",
                              is_positive=is_positive, threshold=self.base.demo.ood_threshold,
-                             per_class=self.base.demo.ood_per_class, long_side=self.base.wood.ood_long_side,
+                             per_class=self.base.demo.ood_per_class,
+                             long_side=config_scoring_long_side(self.baseline_cfg(seed), f_in),
                              batch_size=self.base.train.batch_size, progress=self.progress).ood_list
 
 
@@ -212,7 +216,7 @@ def run_one(run: Run, seed: int, seeds: Seeds, eval_splits: list[str]) -> dict[s
             over["data"] = {"ood_list": str(mined), "ood_root": str(root)}
         if run.din_subset is not None:
             over.setdefault("data", {})["train_split"] = seeds.din_split(seed, run.din_subset)
-        cfg = derive(base, name=run.key, out_dir=str(work / f"seed{seed}" / run.key), **over)
+        cfg = derive(base, name=run.key, out_dir=str(work / f"seed{seed}" / run.key), demo=None, **over)
         train_stage(cfg, progress=seeds.progress)
     cfg = derive(cfg, cam={"splits": eval_splits}, data={"heldout_split": eval_splits[1] if len(eval_splits) > 1 else None})
     res = seed_stage(cfg, progress=seeds.progress, quiet_table=True,

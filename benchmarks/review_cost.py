@@ -40,6 +40,7 @@ from woodseg.models.cam_net import load_classifier  # noqa: E402
 from woodseg.ood.candidates import select_candidates  # noqa: E402
 from woodseg.ood.export import kept_entries  # noqa: E402
 from woodseg.ood.ordering import order_candidates  # noqa: E402
+from woodseg.ood.resolution import config_scoring_long_side  # noqa: E402
 from woodseg.ood.review.store import ReviewSettings  # noqa: E402
 from woodseg.ood.scoring import score_pool_full  # noqa: E402
 from woodseg.ood.simulate import effort_for_n, simulate_from_candidates  # noqa: E402
@@ -55,8 +56,9 @@ def measure_seed(seeds: Seeds, seed: int, n: int, flag_threshold: float) -> dict
     root = seeds.root
     pool_root = root / "ood_pool"
     pool = read_ood_list(pool_root / "pool.txt", pool_root)
-    model, names = load_classifier(seeds.f_in(seed))
-    scores = score_pool_full(model, pool, names, long_side=seeds.base.wood.ood_long_side,
+    f_in = seeds.f_in(seed)
+    model, names = load_classifier(f_in)
+    scores = score_pool_full(model, pool, names, long_side=config_scoring_long_side(seeds.base, f_in),
                              flags=("compactness", "stability"), threshold=seeds.base.demo.ood_threshold)
     cands = select_candidates(scores.scores, pool.ids, names, seeds.base.demo.ood_threshold,
                               compactness=scores.compactness, stability=scores.stability)

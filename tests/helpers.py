@@ -66,9 +66,27 @@ def tiny_overrides(root: Path, out: Path, **extra: object) -> list[str]:
         "model.backbone": "resnet10", "model.freeze_bn": False, "model.frozen_stages": 0,
         "model.channels_last": False,
         "train.epochs": 1, "train.batch_size": 8, "train.lr": 0.01, "train.momentum": 0.9,
-        "train.resize_long": "[40,56]", "train.crop_size": 48, "train.threads": 1, "train.checkpoint_every": 2,
+        "train.resize_long": "[40,56]", "train.crop_size": 48, "runtime.threads": 1, "train.checkpoint_every": 2,
         "wood.K": 3, "wood.ood_batch_size": 4, "wood.ood_long_side": "null",
         "cam.scales": "[1.0,0.5]",
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
+
+
+def random_checkpoint(out: Path) -> Path:
+    """A random resnet10 classifier for :data:`CLASSES` at ``out/classifier/last.pt`` (all class maps non-zero)."""
+    import torch
+
+    from woodseg.config import ModelConfig
+    from woodseg.models.cam_net import build_cam_net, classifier_checkpoint
+
+    torch.manual_seed(1)
+    cfg = ModelConfig(backbone="resnet10", weights=None, freeze_bn=True, frozen_stages=0, channels_last=False)
+    net = build_cam_net(cfg, len(CLASSES))
+    with torch.no_grad():  # positive weights on non-negative features: every class map is non-zero
+        net.classifier.weight.abs_()
+    path = out / "classifier" / "last.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(classifier_checkpoint(net, CLASSES, {"step": 0, "run_fingerprint": "test"}), path)
+    return path

@@ -19,13 +19,13 @@ from woodseg.seeds.advcam import (
     ACC_WEIGHT,
     AdvParams,
     advcam_multiscale,
-    advcam_seed_fn,
+    advcam_scale_map,
     anti_adversarial,
     gradcam_maps,
     gradcam_weights,
     pair_tensor,
 )
-from woodseg.seeds.cam import multiscale_cams, normalise_keys
+from woodseg.seeds.cam import multiscale_cams, multiscale_maps, normalise_keys
 from woodseg.seeds.stage import cam_stage
 from woodseg.seeds.store import load_seed, read_index
 
@@ -102,9 +102,9 @@ def test_half_scale_iterations_zero_iterations_and_imageless_classes(model):
     p = AdvParams(iters=27)
     assert p.iters_at(0.5) == 13 and p.iters_at(1.0) == 27 and p.iters_at(2.0) == 27
     with pytest.raises(ConfigError, match="adv_iters"):
-        advcam_seed_fn(model, [1.0], AdvParams(iters=0))
-    c4, high = advcam_seed_fn(model, [1.0, 0.5], AdvParams(iters=1))([_image(), _image(seed=1)],
-                                                                      [np.array([], np.int64), np.array([2])])
+        advcam_scale_map(model, AdvParams(iters=0))
+    c4, high = multiscale_maps(model, [_image(), _image(seed=1)], [np.array([], np.int64), np.array([2])],
+                               [1.0, 0.5], advcam_scale_map(model, AdvParams(iters=1)))
     assert c4.shape == (2, 3, 10, 11) and high.shape == (2, 3, 40, 44)
     assert high[0].abs().max() == 0 and high[1, :2].abs().max() == 0 and high[1, 2].max() > 0
 

@@ -111,9 +111,12 @@ def test_batched_equals_one_by_one(model):
 def test_resume_skips_existing_and_protocol_mismatch_refused(model, tmp_path):
     ds = _dataset(tmp_path, [_image(), _image(seed=1)], [[1, 0, 0], [0, 1, 0]])
     out = tmp_path / "cams"
-    assert make_cams(model, ds, ["im0"], out, scales=[1.0], progress=False, protocol={"scales": [1.0]}) == ["im0"]
+    assert make_cams(model, ds, ["im0"], out, scales=[1.0], progress=False, protocol={"scales": [1.0]},
+                     batch_size=1) == ["im0"]
     assert make_cams(model, ds, ["im0", "im1"], out, scales=[1.0], progress=False,
-                     protocol={"scales": [1.0]}) == ["im1"]
+                     protocol={"scales": [1.0]}, batch_size=1) == ["im1"]
+    assert make_cams(model, ds, ["im0", "im1"], out, scales=[1.0], progress=False,
+                     protocol={"scales": [1.0]}, batch_size=1) == []
     with pytest.raises(DataError, match="another protocol"):
         make_cams(model, ds, ["im0"], out, scales=[0.5], progress=False, protocol={"scales": [0.5]})
     assert make_cams(model, ds, ["im0"], out, scales=[0.5], progress=False, protocol={"scales": [0.5]},

@@ -90,17 +90,18 @@ def test_stage_help_mentions_overrides_and_outputs():
     out = flat(invoke("train", "--help").output)
     assert "--config" in out and "--restart" in out and "OVERRIDES" in out.upper()
     assert "last.pt" in out and "init_from" in out
-    assert "cams/" in flat(invoke("cam", "--help").output)
-    assert "eval.json" in flat(invoke("eval", "--help").output)
+    assert "seeds/" in flat(invoke("cam", "--help").output) and "--shard" in flat(invoke("cam", "--help").output)
+    assert "eval/seeds.json" in flat(invoke("eval", "--help").output)
+    assert "--from" in flat(invoke("run", "--help").output)
 
 
 def test_config_show_prints_every_section():
     res = invoke("config", "show")
     data = yaml.safe_load(res.output)
-    assert set(data) == set(Config.model_fields)
-    for section in ("data", "model", "train", "wood", "cam", "eval"):
+    assert set(data) == set(Config.model_fields) - {"demo"}  # only the demo's config has a demo section
+    for section in ("data", "model", "train", "wood", "cam", "eval", "runtime"):
         assert isinstance(data[section], dict) and data[section]
-    assert data == Config().model_dump(mode="json")
+    assert data == Config().model_dump(mode="json", exclude={"demo"})
 
 
 def test_config_show_applies_overrides_and_files(tmp_path):
@@ -189,7 +190,7 @@ def test_wood_starts_from_the_baseline(runs):
 
 @pytest.mark.parametrize("which", ["base", "wood"])
 def test_cam_outputs(runs, which):
-    cams = getattr(runs, which) / "cams"
+    cams = getattr(runs, which) / "seeds"
     expected = set(split_ids(runs.root, "train")) | set(split_ids(runs.root, "val"))
     assert {p.stem for p in cams.glob("*.npz")} == expected
     with np.load(cams / f"{sorted(expected)[0]}.npz", allow_pickle=False) as f:
@@ -200,7 +201,7 @@ def test_cam_outputs(runs, which):
 
 @pytest.mark.parametrize("which", ["base", "wood"])
 def test_eval_outputs(runs, which):
-    path = getattr(runs, which) / "seeds" / "eval.json"
+    path = getattr(runs, which) / "eval" / "seeds.json"
     data = json.loads(path.read_text())
     for split in ("train", "val"):
         assert split in data, f"eval.json has no entry for split {split}"

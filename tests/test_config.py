@@ -19,7 +19,7 @@ from woodseg.config import (
 )
 from woodseg.errors import ConfigError
 
-SECTIONS = {"name", "out_dir", "data", "model", "train", "wood", "cam", "eval", "demo"}
+SECTIONS = {"name", "out_dir", "data", "model", "train", "wood", "cam", "eval", "runtime"}
 
 
 def test_defaults_validate():
@@ -202,6 +202,29 @@ def test_dump_config_has_every_section_and_is_plain_yaml():
     assert set(data) == SECTIONS
     assert data["model"]["strides"] == [2, 2, 2, 1]
     assert isinstance(data["out_dir"], str)
+
+
+def test_runtime_settings_live_in_their_own_section_not_in_train():
+    cfg = load_config(None, ["runtime.device=cpu", "runtime.threads=2", "runtime.cam_batch_size=3"])
+    assert (cfg.runtime.device, cfg.runtime.threads, cfg.runtime.cam_batch_size) == ("cpu", 2, 3)
+    for old in ("train.device=cpu", "train.threads=2", "data.num_workers=2"):
+        with pytest.raises(ConfigError, match=old.split("=")[0].split(".")[1]):
+            load_config(None, [old])
+
+
+def test_only_the_demo_config_has_and_saves_a_demo_section(tmp_path):
+    assert Config().demo is None and "demo" not in yaml.safe_load(dump_config(Config()))
+    demo = load_config("demo")
+    assert demo.demo is not None and "demo" in yaml.safe_load(dump_config(demo))
+    cfg = load_config(None, ["demo.baseline_epochs=3"])  # given explicitly, it is kept
+    assert cfg.demo is not None and cfg.demo.baseline_epochs == 3
+
+
+def test_bottle_exclusion_is_a_voc_default_only():
+    assert Config().wood.exclude_class is None and load_config("demo").wood.exclude_class is None
+    for name in ("voc12_cam_r50", "voc12_wood_r50", "voc12_wood-official_r50"):
+        cfg = load_config(name)
+        assert cfg.wood.exclude_class == "bottle" and cfg.wood.ood_long_side == 500, name
 
 
 def test_save_config_round_trip(tmp_path):

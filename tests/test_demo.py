@@ -11,7 +11,7 @@ from woodseg.cli import app
 TINY = [
     "demo.benchmark_scale=0.05", "demo.baseline_epochs=2", "demo.ood_threshold=0.0", "demo.ood_per_class=2",
     "demo.overlays=2", "demo.variants=[paper,official]", "demo.control=true",
-    "train.epochs=1", "train.batch_size=8", "train.threads=1", "wood.K=4", "wood.ood_batch_size=4",
+    "train.epochs=1", "train.batch_size=8", "runtime.threads=1", "wood.K=4", "wood.ood_batch_size=4",
     "cam.scales=[1.0,0.5]", "model.channels_last=false",
 ]
 

@@ -69,7 +69,7 @@ def report(runs):
 
 
 def _eval(runs, name):
-    return json.loads((runs["runs"][name] / "seeds" / "eval.json").read_text())
+    return json.loads((runs["runs"][name] / "eval" / "seeds.json").read_text())
 
 
 def _section(page: str, ident: str) -> str:
@@ -196,7 +196,7 @@ def test_missing_eval_json_is_a_data_error_naming_it(runs, tmp_path):
     with pytest.raises(DataError) as exc:
         write_report(_inputs(runs, runs={BASE: runs["runs"][BASE], WOOD: folder}), tmp_path / "r.html")
     msg = str(exc.value)
-    assert str(folder / "seeds" / "eval.json") in msg and "woodseg eval" in msg
+    assert str(folder / "eval" / "seeds.json") in msg and "woodseg eval" in msg
     assert not (tmp_path / "r.html").exists()
 
 
@@ -206,7 +206,7 @@ def test_split_without_masks_and_bad_names_are_clear_errors(runs, tmp_path):
         write_report(_inputs(runs, dataset=no_masks), tmp_path / "r.html")
     with pytest.raises(DataError, match="no seed evaluation for split 'train_aug'") as exc:
         write_report(_inputs(runs), tmp_path / "r.html", overlay_split="train_aug")
-    assert "eval.json" in str(exc.value)
+    assert "eval/seeds.json" in str(exc.value)
     with pytest.raises(ConfigError, match="baseline 'nope'"):
         write_report(_inputs(runs, baseline="nope"), tmp_path / "r.html")
     assert not (tmp_path / "r.html").exists()

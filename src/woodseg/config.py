@@ -49,7 +49,6 @@ class DataConfig(_Section):
     on_bad_image: Literal["error", "skip"] = Field(
         "error", description="What a corrupt or unreadable image does: stop with its name, or log and skip it."
     )
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the main process).")
 
     @field_validator("class_names")
     @classmethod
@@ -100,8 +99,6 @@ class TrainConfig(_Section):
     crop_size: int = Field(512, ge=1, description="Square random crop; smaller images are padded with the mean colour.")
     init_from: Path | None = Field(None, description="Classifier checkpoint to start from (W-OoD fine-tunes F_in).")
     seed: int = Field(0, ge=0, description="Seeds model init, data order and augmentation.")
-    device: str = Field("auto", description="auto (CUDA if available), cpu, cuda, cuda:N.")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: leave torch's choice.")
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
     checkpoint_minutes: float | None = Field(
         30.0, gt=0, description="Also checkpoint when this many minutes passed since the last one (null: off).")
@@ -139,7 +136,9 @@ class WoodConfig(_Section):
         None, ge=1, description="Recompute centres every N epochs; null: once from the starting model (official)."
     )
     ood_batch_size: int = Field(16, ge=1, description="OoD images per step (their own loader, restarted when exhausted).")
-    ood_long_side: int | None = Field(500, ge=1, description="OoD images are resized to this long side for centres.")
+    ood_long_side: _Positive | Literal["native"] | None = Field(
+        None, description="Long side OoD images are fed to a classifier at (ranking, flags, centres): a size, "
+        "'native' (no resize), or null: the classifier's training resolution (middle of train.resize_long).")
     use_cls_in: bool = Field(True, description="Table 5: L_cls on D_in.")
     use_cls_ood: bool = Field(True, description="Table 5: L_cls (BCE to zero) on D_ood.")
     use_d_in: bool = Field(True, description="Table 5: L_d pull towards the image's class centres.")
@@ -147,7 +146,8 @@ class WoodConfig(_Section):
     ood_coeff: float = Field(0.25, ge=0, description="official: weight of the OoD classification term.")
     adv_step: float = Field(0.07, ge=0, description="official: anti-adversarial step size on OoD images.")
     exclude_class: str | None = Field(
-        "bottle", description="official: OoD images whose top class is this one are left out of the OoD term."
+        None, description="official: OoD images whose top class is this one are left out of the OoD term "
+        "(the VOC configs: bottle)."
     )
 
     @property
@@ -228,6 +228,17 @@ class EvalConfig(_Section):
         return v
 
 
+class RuntimeConfig(_Section):
+    """How stages run (never what they compute): device, threads, workers, inference batch sizes."""
+
+    device: str = Field("auto", description="auto (CUDA if available), cpu, cuda, cuda:N.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: leave torch's choice.")
+    workers: int = Field(0, ge=0, description="Worker processes/threads loading images (0: the main process).")
+    cam_batch_size: int = Field(8, ge=1, description="cam: equally sized images per forward pass (AdvCAM: 1).")
+    centre_batch_size: int = Field(16, ge=1, description="W-OoD centres: equally sized images per forward pass.")
+    score_batch_size: int = Field(16, ge=1, description="ood rank: equally sized images per forward pass.")
+
+
 class DemoConfig(_Section):
     """``woodseg demo``: the whole method on the embedded spurious-correlation benchmark."""
 
@@ -255,7 +266,8 @@ class Config(_Section):
     wood: WoodConfig = Field(default_factory=WoodConfig)
     cam: CamConfig = Field(default_factory=CamConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    demo: DemoConfig = Field(default_factory=DemoConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    demo: DemoConfig | None = Field(None, description="Only `woodseg demo` reads (and saves) this section.")
 
     @field_validator("out_dir")
     @classmethod
@@ -413,8 +425,9 @@ def load_config(source: str | Path | None, overrides: list[str] | tuple[str, ...
 
 
 def dump_config(cfg: Config) -> str:
-    """The resolved config as YAML (paths as strings, tuples as lists)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The resolved config as YAML (paths as strings, tuples as lists); no ``demo`` section unless set."""
+    return yaml.safe_dump(cfg.model_dump(mode="json", exclude={"demo"} if cfg.demo is None else None),
+                          sort_keys=False)
 
 
 def save_config(cfg: Config, path: Path) -> None:
@@ -433,11 +446,13 @@ def config_reference() -> str:
         lines.append(f"| `{name}` | `{getattr(top, name)}` | {Config.model_fields[name].description or ''} |")
     for section, field_info in Config.model_fields.items():
         model = field_info.annotation
+        if section == "demo":
+            model = DemoConfig
         if not (isinstance(model, type) and issubclass(model, _Section)):
             continue
         lines += ["", f"## `{section}`: {(model.__doc__ or '').strip().splitlines()[0]}", "",
                   "| key | default | meaning |", "|---|---|---|"]
-        default = getattr(top, section).model_dump(mode="json")
+        default = (getattr(top, section) or model()).model_dump(mode="json")
         for key, f in model.model_fields.items():
             value = default[key]
             shown = value if not isinstance(value, list) or len(value) <= 6 else f"[{value[0]}, …, {value[-1]}] ({len(value)})"

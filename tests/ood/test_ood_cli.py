@@ -33,8 +33,8 @@ def test_folder_pool_rank_review_status_export(tmp_path: Path, image_dir: Path, 
     pool = tmp_path / "pool.txt"
     _ok(["pool-folder", str(image_dir), "--out", str(pool)])
     assert len(pool.read_text().splitlines()) == 12
-    rank = ["rank", "--checkpoint", str(checkpoint), "--pool", str(pool), "--long-side", "32", "--batch-size", "4",
-            "--threshold", "0.45", "--device", "cpu", "--workers", "0", "--flag", "compactness"]
+    rank = ["rank", "--checkpoint", str(checkpoint), "--pool", str(pool), "--threshold", "0.45", "--flag", "compactness",
+            "wood.ood_long_side=32", "runtime.score_batch_size=4", "runtime.device=cpu", "runtime.workers=0"]
     out = _ok([*rank, "--out", str(tmp_path / "ranked")])
     assert "woodseg ood review" in out
     one = json.loads((tmp_path / "ranked" / "ranked.json").read_text())

@@ -138,43 +138,50 @@ def pool_folder(
 
 @app.command("rank")
 def rank_cmd(
-    checkpoint: Path = typer.Option(..., help="Trained classifier (classifier/last.pt, or an IRN res50_cam .pth)."),
     pool: Path = typer.Option(..., help="Pool list from pool-openimages / pool-folder."),
     out: Path = typer.Option(..., help="Ranking folder (parts/, then ranked.json and candidates/)."),
+    config: str | None = typer.Option(None, "--config", "-c", help="The run's config (YAML or bundled name): resolution, batch size, device, threads."),
+    overrides: list[str] = typer.Argument(None, help="Config overrides, e.g. wood.ood_long_side=96 runtime.score_batch_size=32."),
+    checkpoint: Path | None = typer.Option(None, help="Trained classifier; default: the config's out_dir/classifier/last.pt."),
     root: Path | None = typer.Option(None, help="Image root (default: from the pool's .json, else its folder)."),
     shard: str = typer.Option("0/1", help="This process's share, i/n (0-based). Run every i of n, then `merge`."),
     threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Keep images with p(c) >= this for some class (paper: 0.5)."),
-    batch_size: int = typer.Option(16, min=1, help="Images per forward pass (images of equal size are batched)."),
-    long_side: int = typer.Option(500, min=16, help="Images are resized to this long side before scoring."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
     flag: list[str] = typer.Option([], "--flag", help="Also compute likely-positive evidence: compactness (free) and/or stability (4 extra passes per candidate)."),
-    on_bad_image: str = typer.Option("error", help="error: stop at an unreadable image; skip: log it and go on."),
     flush_every: int = typer.Option(256, min=1, help="Write results to disk every this many images (resume point)."),
-    workers: int = typer.Option(2, min=0, help="Threads decoding images ahead of the model (0: none)."),
-    threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse to score more than 2x away from the classifier's training resolution."),
 ) -> None:
     """Score every pool image with the classifier and rank candidates per class by p(c).
+
+    Images are fed at the classifier's training resolution (recorded in its checkpoint) unless the config sets wood.ood_long_side (a size or 'native'); runtime.score_batch_size, runtime.device, runtime.threads, runtime.workers and data.on_bad_image come from the config too.
 
     Resumable: re-run the same command after an interruption and it continues.
 
     Sharded: start --shard 0/4 ... --shard 3/4 on several processes or machines (same --out on a shared disk, or copy the parts/ folders together), then `woodseg ood merge`. With one shard it merges by itself.
     """
-    import torch
-
+    from woodseg.config import load_config
+    from woodseg.models.cam_net import classifier_meta
     from woodseg.ood.rank import Shard, rank_shard
+    from woodseg.ood.resolution import scoring_long_side
+    from woodseg.runtime.device import set_threads
+    from woodseg.runtime.paths import RunPaths
 
-    if on_bad_image not in ("error", "skip"):
-        raise ConfigError(f"--on-bad-image must be error or skip, got '{on_bad_image}'", fix="pass error or skip")
-    if threads is not None:
-        torch.set_num_threads(threads)
+    cfg = load_config(config, overrides or [])
+    ckpt = checkpoint if checkpoint is not None else RunPaths.of(cfg).checkpoint
+    if not ckpt.is_file():
+        raise ConfigError(f"classifier checkpoint {ckpt} does not exist",
+                          fix="pass --checkpoint, or -c the config of the run that trained it")
+    long_side, train_range = scoring_long_side(cfg.wood.ood_long_side, classifier_meta(ckpt), cfg.train.resize_long)
+    set_threads(cfg.runtime.threads)
     sh = Shard.parse(shard)
-    where = rank_shard(checkpoint, pool, out, root=root, shard=sh, threshold=threshold, batch_size=batch_size,
-                       long_side=long_side, device=device, flags=flag, on_bad_image=on_bad_image,  # type: ignore[arg-type]
-                       flush_every=flush_every, workers=workers)
+    where = rank_shard(ckpt, pool, out, root=root, shard=sh, threshold=threshold,
+                       batch_size=cfg.runtime.score_batch_size, long_side=long_side, train_resize_long=train_range,
+                       strict=strict, device=cfg.runtime.device, flags=flag, on_bad_image=cfg.data.on_bad_image,
+                       flush_every=flush_every, workers=cfg.runtime.workers)
+    side = "native size" if long_side is None else f"long side {long_side} px"
     if sh.count == 1:
-        typer.echo(f"ranked candidates in {out}/candidates; next: woodseg ood review --ranked {out} --db {out}/review.sqlite")
+        typer.echo(f"ranked candidates (at {side}) in {out}/candidates; next: woodseg ood review --ranked {out} --db {out}/review.sqlite")
     else:
-        typer.echo(f"shard {sh.index}/{sh.count} done in {where}; when all are done: woodseg ood merge {out}")
+        typer.echo(f"shard {sh.index}/{sh.count} done (at {side}) in {where}; when all are done: woodseg ood merge {out}")
 
 
 @app.command("merge")

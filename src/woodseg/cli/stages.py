@@ -16,6 +16,7 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file or bundled conf
 OverridesArg = typer.Argument(None, help="Config overrides as section.key=value, e.g. train.epochs=3.")
 RestartOpt = typer.Option(False, "--restart", help="Discard this stage's earlier output instead of resuming.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+ShardOpt = typer.Option(None, "--shard", help="This process's share i/n (0-based); default RANK/WORLD_SIZE under torchrun.")
 
 
 def register_stage_commands(app: typer.Typer) -> None:
@@ -65,40 +66,50 @@ def register_stage_commands(app: typer.Typer) -> None:
     @app.command()
     def cam(config: str = ConfigOpt, overrides: list[str] = OverridesArg, restart: bool = RestartOpt,
             checkpoint: Path = typer.Option(None, help="Classifier to use; default out_dir/classifier/last.pt."),
-            quiet: bool = QuietOpt) -> None:
+            shard: str = ShardOpt, quiet: bool = QuietOpt) -> None:
         """Make multi-scale + flip CAM seeds (IRN make_cam) for the seed and held-out splits.
 
-        Writes out_dir/cams/<id>.npz (keys, cam at stride 4, high_res, scales, size) and index.json.
+        Writes out_dir/seeds/<id>.npz (keys, cam at stride 4, high_res, scales, size) and index.json.
+        Sharded: --shard i/n on several processes or machines, or torchrun --nproc_per_node=N -m woodseg cam.
         """
+        from woodseg.runtime.shard import Shard
         from woodseg.seeds.stage import cam_stage
 
         out = cam_stage(load_config(config, overrides or []), checkpoint=checkpoint, restart=restart,
-                        progress=not quiet)
+                        progress=not quiet, shard=Shard.resolve(shard))
         typer.echo(f"seeds: {out}")
 
     @app.command("eval")
     def eval_(config: str = ConfigOpt, overrides: list[str] = OverridesArg,
-              seeds: Path = typer.Option(None, help="Seed folder; default out_dir/cams."),
-              quiet: bool = QuietOpt) -> None:
+              seeds: Path = typer.Option(None, help="Seed folder; default out_dir/seeds."),
+              restart: bool = typer.Option(False, "--restart", help="Evaluate again even if nothing changed."),
+              shard: str = ShardOpt, quiet: bool = QuietOpt) -> None:
         """Judge seeds against pixel masks: threshold sweep, mIoU, precision, recall, F1, per-class IoU.
 
-        Writes out_dir/seeds/eval.json (the whole curve, the best row, per-class scores, the protocol).
+        Writes out_dir/eval/seeds.json (the whole curve, the best row, per-class scores, the protocol).
+        Sharded like `cam`: each shard writes its part; the one that finds every part writes the result.
         """
         from woodseg.evaluate.stage import eval_stage
+        from woodseg.runtime.shard import Shard
 
-        eval_stage(load_config(config, overrides or []), seed_dir=seeds, progress=not quiet)
+        sh = Shard.resolve(shard)
+        res = eval_stage(load_config(config, overrides or []), seed_dir=seeds, progress=not quiet, shard=sh,
+                         restart=restart)
+        if res is None:
+            typer.echo(f"eval part of {sh.name} written; the last shard to finish writes eval/seeds.json")
 
     @app.command()
-    def run(config: str = ConfigOpt, overrides: list[str] = OverridesArg, quiet: bool = QuietOpt) -> None:
-        """Run train -> cam -> eval for one config (each stage resumes or skips finished work)."""
-        from woodseg.evaluate.stage import eval_stage
-        from woodseg.seeds.stage import cam_stage
-        from woodseg.train.classifier import train_classifier
+    def run(config: str = ConfigOpt, overrides: list[str] = OverridesArg, quiet: bool = QuietOpt,
+            start: str = typer.Option(None, "--from", help="First stage to run (default: the first)."),
+            stop: str = typer.Option(None, "--to", help="Last stage to run (default: the last)."),
+            restart: bool = typer.Option(False, "--restart", help="Discard the selected stages' earlier output.")) -> None:
+        """Run the pipeline's stages in order (train -> cam -> eval); each resumes or skips finished work.
 
-        cfg = load_config(config, overrides or [])
-        train_classifier(cfg, progress=not quiet)
-        cam_stage(cfg, progress=not quiet)
-        eval_stage(cfg, progress=not quiet)
+        Stages whose inputs changed (e.g. the classifier train.init_from points to) are redone.
+        """
+        from woodseg.pipeline.stages import run_stages
+
+        run_stages(load_config(config, overrides or []), start=start, stop=stop, progress=not quiet, restart=restart)
 
 
 def register_demo_command(app: typer.Typer) -> None:

@@ -61,9 +61,9 @@ def sweep_confusions(gt: np.ndarray, high_res: np.ndarray, keys: np.ndarray, thr
 
 
 def evaluate_seeds(ds: LabelledImageSet, split: str, seed_dir: Path, thresholds: Sequence[float],
-                   progress: bool = False) -> dict[str, Any]:
-    """Confusions over a split's images for every threshold; returns the curve and per-threshold scores."""
-    ids = ds.check_split(split, need_masks=True)
+                   progress: bool = False, ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """Confusions over a split's images (or ``ids`` of it) for every threshold, summed over the images."""
+    ids = ds.check_split(split, need_masks=True) if ids is None else list(ids)
     thr = np.asarray(sorted(set(float(t) for t in thresholds)), dtype=np.float64)
     num_labels = ds.num_classes + 1
     total = np.zeros((len(thr), num_labels, num_labels), dtype=np.int64)

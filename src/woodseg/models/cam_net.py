@@ -127,6 +127,17 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
     return net.to(device), names
 
 
+def classifier_meta(path: str | Path) -> dict[str, Any]:
+    """The plain metadata of a woodseg classifier checkpoint (no weights; empty for an IRN state dict).
+
+    Loaded with ``weights_only=True``: a woodseg checkpoint holds only tensors and plain values.
+    """
+    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not (isinstance(obj, dict) and obj.get("format") == "woodseg.classifier/1"):
+        return {}
+    return {k: v for k, v in obj.items() if k not in ("model", "optimizer")}
+
+
 def import_irn_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map the keys of IRN's ``net/resnet50_cam.py`` ``Net`` (also AdvCAM's and W-OoD's) to ours.
 

@@ -8,8 +8,7 @@ so a dataset of one size runs at full batch speed and a mixed one stays exact (n
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +17,9 @@ import torch
 from tqdm import tqdm
 
 from woodseg.data.images import load_image
-from woodseg.data.transforms import hwc_to_tensor, normalize, resize_long
+from woodseg.data.transforms import normalize, resize_long
 from woodseg.errors import ImageError
+from woodseg.runtime.batching import is_channels_last, size_batches, to_batch
 
 log = logging.getLogger(__name__)
 
@@ -47,42 +47,32 @@ def predict_images(model: torch.nn.Module, paths: Sequence[Path], *, long_side: 
     feats: np.ndarray | None = None
     logits: np.ndarray | None = None
     failed: list[int] = []
-    channels_last = next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
+    channels_last = is_channels_last(model)
 
-    def flush(idx: list[int], arrays: list[np.ndarray]) -> None:
-        nonlocal feats, logits
-        x = torch.stack([hwc_to_tensor(a) for a in arrays]).to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+    def loaded() -> Iterator[tuple[tuple[int, int], tuple[int, np.ndarray]]]:
+        for i, path in enumerate(tqdm(paths, desc=desc, disable=not progress, unit="img", leave=False)):
+            try:
+                img = load_image(path)
+            except ImageError as exc:
+                if not skip_bad:
+                    raise
+                log.warning("skipping %s", exc)
+                failed.append(i)
+                continue
+            if long_side is not None:
+                img = resize_long(img, long_side)
+            arr = normalize(img)
+            yield arr.shape[:2], (i, arr)
+
+    for batch in size_batches(loaded(), batch_size):
+        idx = [i for i, _ in batch]
         with torch.no_grad():
-            lg, z = model(x)
+            lg, z = model(to_batch([a for _, a in batch], device, channels_last))
         if feats is None:
             feats = np.full((n, z.shape[1]), np.nan, dtype=np.float32)
             logits = np.full((n, lg.shape[1]), np.nan, dtype=np.float32)
         feats[idx] = z.float().cpu().numpy()
         logits[idx] = lg.float().cpu().numpy()
-
-    pending: dict[tuple[int, int], tuple[list[int], list[np.ndarray]]] = defaultdict(lambda: ([], []))
-    for i, path in enumerate(tqdm(paths, desc=desc, disable=not progress, unit="img", leave=False)):
-        try:
-            img = load_image(path)
-        except ImageError as exc:
-            if not skip_bad:
-                raise
-            log.warning("skipping %s", exc)
-            failed.append(i)
-            continue
-        if long_side is not None:
-            img = resize_long(img, long_side)
-        arr = normalize(img)
-        idx, arrays = pending[arr.shape[:2]]
-        idx.append(i)
-        arrays.append(arr)
-        if len(idx) == batch_size:
-            flush(idx, arrays)
-            del pending[arr.shape[:2]]
-    for idx, arrays in pending.values():
-        flush(idx, arrays)
     model.train(was_training)
     if feats is None or logits is None:
         raise ImageError(f"none of the {n} images could be read", path=paths[0] if paths else None,

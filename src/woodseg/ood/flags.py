@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from woodseg.data.transforms import hwc_to_tensor, normalize, rescale
+from woodseg.data.transforms import normalize, rescale
+from woodseg.runtime.batching import is_channels_last, to_batch
 
 FLAG_NAMES = ("compactness", "stability")
 STABILITY_SCALES = (0.75, 1.25)
@@ -74,12 +75,9 @@ def stability_scores(model: torch.nn.Module, image: np.ndarray, num_classes: int
     if base_probs is None:
         views.insert(0, normalize(image))
     probs = [] if base_probs is None else [np.asarray(base_probs, dtype=np.float32)[:num_classes]]
-    channels_last = _is_channels_last(model)
+    channels_last = is_channels_last(model)
     for v in views:
-        x = hwc_to_tensor(v)[None].to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        logits, _ = model(x)
+        logits, _ = model(to_batch([v], device, channels_last))
         probs.append(torch.sigmoid(logits[0, :num_classes].float()).cpu().numpy())
     return np.min(np.stack(probs), axis=0).astype(np.float32)
 
@@ -90,9 +88,3 @@ def likely_positive(flag_score: float | np.ndarray, threshold: float = 0.5) -> b
     out = np.nan_to_num(s, nan=-np.inf) >= threshold
     return bool(out) if out.ndim == 0 else out
 
-
-def _is_channels_last(model: torch.nn.Module) -> bool:
-    for p in model.parameters():
-        if p.dim() == 4:
-            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-    return False

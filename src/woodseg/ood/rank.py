@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from woodseg.data.classes import check_class_names
 from woodseg.data.dataset import OodSet
-from woodseg.errors import ConfigError, DataError
+from woodseg.errors import DataError, ImageError
 from woodseg.fsutil import atomic_save, atomic_write_json
 from woodseg.ood.candidates import (
     Candidate,
@@ -42,38 +42,19 @@ from woodseg.ood.candidates import (
     write_candidates_csv,
 )
 from woodseg.ood.pool import pool_root, read_pool
-from woodseg.ood.scoring import OnBadImage, check_flags, iter_scores, resolve_device
+from woodseg.ood.resolution import check_resolution
+from woodseg.ood.scoring import OnBadImage, check_flags, iter_scores
+from woodseg.runtime.device import resolve_device
+from woodseg.runtime.fingerprint import file_sha
+from woodseg.runtime.shard import Shard
 
 log = logging.getLogger(__name__)
 
 PART_FORMAT = "woodseg.ood-rank-part/1"
 RANKED_FORMAT = "woodseg.ood-ranked/1"
-_IDENTITY = ("checkpoint_sha", "pool_fingerprint", "num_images", "class_names", "long_side", "flags", "num_shards")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard ``index`` of ``count`` (0-based): takes every ``count``-th pool position from ``index``."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        try:
-            i, n = (int(t) for t in text.split("/"))
-        except ValueError:
-            raise ConfigError(f"bad shard '{text}'", fix="write it as i/n, e.g. 0/4 (0-based index / shard count)") from None
-        if n < 1 or not 0 <= i < n:
-            raise ConfigError(f"bad shard '{text}': need 0 <= i < n", fix="shards of 4 are 0/4, 1/4, 2/4, 3/4")
-        return cls(i, n)
-
-    def positions(self, num_images: int) -> list[int]:
-        return list(range(self.index, num_images, self.count))
-
-    @property
-    def name(self) -> str:
-        return f"shard-{self.index:03d}-of-{self.count:03d}"
+# A score depends on these; "batch_size" too: batched convolutions round in the last bit by batch size.
+_IDENTITY = ("checkpoint_sha", "pool_fingerprint", "num_images", "class_names", "long_side", "batch_size", "flags",
+             "num_shards")
 
 
 @dataclass
@@ -91,11 +72,8 @@ class Ranked:
 
 
 def file_fingerprint(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    """Content hash of a file (:func:`woodseg.runtime.fingerprint.file_sha`)."""
+    return file_sha(path)
 
 
 def _now() -> str:
@@ -112,6 +90,8 @@ def rank_shard(
     threshold: float = 0.5,
     batch_size: int = 16,
     long_side: int | None = 500,
+    train_resize_long: Sequence[int] | None = None,
+    strict: bool = False,
     device: str | torch.device = "auto",
     flags: Sequence[str] = (),
     on_bad_image: OnBadImage = "error",
@@ -122,7 +102,9 @@ def rank_shard(
 ) -> Path:
     """Score this shard's images, continuing an interrupted run; merge when it is the only shard.
 
-    Returns the part folder (or the ranking folder after an automatic merge).
+    ``long_side`` is the resolution images are scored at (None: native size); ``train_resize_long``, the
+    classifier's training range, makes a scoring resolution more than 2x away a warning (``strict``: an
+    error). Returns the part folder (or the ranking folder after an automatic merge).
     """
     from woodseg.models.cam_net import load_classifier
 
@@ -130,6 +112,15 @@ def rank_shard(
     out_dir = Path(out_dir)
     root = Path(root) if root is not None else pool_root(pool_file)
     ood = read_pool(pool_file, root)
+    native = None
+    if long_side is None and len(ood):
+        from woodseg.data.images import image_size
+
+        try:
+            native = max(image_size(ood.paths[0]))
+        except ImageError:  # reported (or skipped) when it is scored
+            native = None
+    check_resolution(long_side, train_resize_long, strict=strict, native_long_side=native)
     dev = resolve_device(device)
     model, class_names = load_classifier(checkpoint, dev)
     check_class_names(class_names, checkpoint, fix="retrain it with each class named once (data.class_names)")
@@ -143,6 +134,8 @@ def rank_shard(
         "num_images": len(ood),
         "class_names": list(class_names),
         "long_side": long_side,
+        "train_resize_long": list(train_resize_long) if train_resize_long is not None else None,
+        "batch_size": batch_size,
         "flags": list(flags),
         "threshold": threshold,
         "shard": shard.index,
@@ -270,7 +263,8 @@ def merge_parts(out_dir: str | Path, *, threshold: float | None = None) -> Ranke
         if diff:
             raise DataError(
                 f"parts disagree on {', '.join(diff)}: {ref_part.name} vs {p.name} "
-                "(made with a different checkpoint, pool or settings)",
+                f"({'; '.join(f'{k}: {ref.get(k)!r} vs {m.get(k)!r}' for k in diff[:3])}; "
+                "made with a different checkpoint, pool, resolution or settings)",
                 path=out_dir, fix="merge only parts of one ranking run; re-run the odd shard with the same inputs",
             )
     n_shards = int(ref["num_shards"])
@@ -312,8 +306,8 @@ def merge_parts(out_dir: str | Path, *, threshold: float | None = None) -> Ranke
                               compactness=arrays["compactness"], stability=arrays["stability"])
     atomic_save(out_dir / "scores.npz", lambda fh: np.savez(fh, ids=np.asarray(ood.ids, dtype=str),
                                                              class_names=np.asarray(names, dtype=str), **arrays))
-    meta = {k: ref[k] for k in ("checkpoint", "checkpoint_sha", "pool", "pool_fingerprint", "root", "num_images",
-                                "class_names", "long_side", "flags")}
+    meta = {k: ref.get(k) for k in ("checkpoint", "checkpoint_sha", "pool", "pool_fingerprint", "root", "num_images",
+                                    "class_names", "long_side", "train_resize_long", "batch_size", "flags")}
     meta.update(threshold=threshold, num_shards=n_shards, failed=[{"path": ood.ids[i], "error": m} for i, m in sorted(failed.items())])
     return write_ranked(out_dir, cands, meta)
 

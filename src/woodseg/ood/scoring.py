@@ -1,7 +1,10 @@
 """Score candidate images with a trained classifier: p(c) = sigmoid(z_c) per image and class (Sec. 3.1).
 
-Images are resized so the long side is ``long_side`` (bicubic, as everywhere), normalised, and batched
-by equal size, so a score never depends on which other images share its batch (no padding). One forward
+Images are resized so the long side is ``long_side`` (bicubic, as everywhere; see
+:mod:`woodseg.ood.resolution` for how it is chosen), normalised, and batched by equal size (no padding,
+no resize to fit). A score is the image's own forward pass, but batched convolutions may round the last
+float32 bit differently with the batch's size, so ``rank`` records the batch size with its parts and
+refuses to resume or merge them under another one. One forward
 pass gives the CAM and the logits (their spatial mean: the classifier is linear and bias-free), so the
 CAM-compactness flag costs nothing extra. This is the in-process core; ``rank.py`` adds files, shards
 and resume on top, and the demo calls :func:`score_pool` directly.
@@ -10,7 +13,6 @@ and resume on top, and the demo calls :func:`score_pool` directly.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,9 +23,11 @@ import torch
 
 from woodseg.data.dataset import OodSet
 from woodseg.data.images import load_image
-from woodseg.data.transforms import hwc_to_tensor, normalize, resize_long
+from woodseg.data.transforms import normalize, resize_long
 from woodseg.errors import ConfigError, DataError, ImageError
-from woodseg.ood.flags import FLAG_NAMES, _is_channels_last, compactness_from_cams, stability_scores
+from woodseg.ood.flags import FLAG_NAMES, compactness_from_cams, stability_scores
+from woodseg.runtime.batching import is_channels_last, size_batches, to_batch
+from woodseg.runtime.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +53,6 @@ class PoolScores:
     compactness: np.ndarray
     stability: np.ndarray
     failed: list[tuple[int, str]]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def check_flags(flags: Sequence[str]) -> tuple[str, ...]:
@@ -148,40 +146,34 @@ def _score_chunk(model: torch.nn.Module, idx: list[int], images: list[np.ndarray
     compact = np.full((k, num_classes), np.nan, dtype=np.float32)
     stable = np.full((k, num_classes), np.nan, dtype=np.float32)
     failed: list[tuple[int, str]] = []
-    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for row, img in enumerate(images):
         if isinstance(img, ImageError):
             failed.append((idx[row], str(img)))
             log.warning("skipping unreadable image %s", img)
-        else:
-            groups[img.shape[:2]].append(row)
-    channels_last = _is_channels_last(model)
+    readable = ((img.shape[:2], row) for row, img in enumerate(images) if not isinstance(img, ImageError))
+    channels_last = is_channels_last(model)
     has_cam = hasattr(model, "cam_raw")
-    for rows in groups.values():
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start:start + batch_size]
-            x = torch.stack([hwc_to_tensor(normalize(images[r])) for r in batch]).to(device)  # type: ignore[arg-type]
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if has_cam:
-                cams = model.cam_raw(x)[:, :num_classes].float()
-                logits = cams.mean(dim=(2, 3))
-            else:
-                cams = None
-                logits = model(x)[0][:, :num_classes].float()
-            probs = torch.sigmoid(logits).cpu().numpy()
-            if not np.isfinite(probs).all():
-                bad = [ood_set.ids[idx[r]] for r, ok in zip(batch, np.isfinite(probs).all(1), strict=True) if not ok]
-                raise DataError(f"the classifier gave non-finite scores for {bad[:3]}", path=ood_set.source or None,
-                                fix="check the checkpoint (a diverged training run?)")
-            scores[batch] = probs
-            if "compactness" in flags and cams is not None:
-                compact[batch] = compactness_from_cams(cams.cpu().numpy())
-            if "stability" in flags:
-                for r, p in zip(batch, probs, strict=True):
-                    if p.max() >= threshold:
-                        stable[r] = stability_scores(model, images[r], num_classes, device=device,  # type: ignore[arg-type]
-                                                     base_probs=p)
+    for batch in size_batches(readable, batch_size):
+        x = to_batch([normalize(images[r]) for r in batch], device, channels_last)  # type: ignore[arg-type]
+        if has_cam:
+            cams = model.cam_raw(x)[:, :num_classes].float()
+            logits = cams.mean(dim=(2, 3))
+        else:
+            cams = None
+            logits = model(x)[0][:, :num_classes].float()
+        probs = torch.sigmoid(logits).cpu().numpy()
+        if not np.isfinite(probs).all():
+            bad = [ood_set.ids[idx[r]] for r, ok in zip(batch, np.isfinite(probs).all(1), strict=True) if not ok]
+            raise DataError(f"the classifier gave non-finite scores for {bad[:3]}", path=ood_set.source or None,
+                            fix="check the checkpoint (a diverged training run?)")
+        scores[batch] = probs
+        if "compactness" in flags and cams is not None:
+            compact[batch] = compactness_from_cams(cams.cpu().numpy())
+        if "stability" in flags:
+            for r, p in zip(batch, probs, strict=True):
+                if p.max() >= threshold:
+                    stable[r] = stability_scores(model, images[r], num_classes, device=device,  # type: ignore[arg-type]
+                                                 base_probs=p)
     return ChunkScores(np.asarray(idx, dtype=np.int64), scores, compact, stable, failed)
 
 

@@ -22,20 +22,28 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from woodseg.config import Config, save_config
+from woodseg.config import Config, DemoConfig, save_config
 from woodseg.data.benchmark import BENCHMARK_VERSION, BenchmarkSpec, ensure_benchmark, read_pool_truth
 from woodseg.data.build import load_dataset
 from woodseg.data.ood_list import read_ood_list
 from woodseg.evaluate.stage import print_seed_table
 from woodseg.fsutil import atomic_write_json, read_jsonl
+from woodseg.ood.resolution import config_scoring_long_side
 from woodseg.pipeline.steps import Timer, derive, mine_hard_ood, seed_stage, train_stage
+from woodseg.runtime.device import stage_device
 
 log = logging.getLogger(__name__)
 
 
+def demo_settings(cfg: Config) -> DemoConfig:
+    """The config's ``demo`` section (its defaults when the config has none)."""
+    return cfg.demo or DemoConfig()
+
+
 def benchmark_spec(cfg: Config) -> BenchmarkSpec:
-    spec = BenchmarkSpec(seed=cfg.demo.benchmark_seed)
-    return spec.scaled(cfg.demo.benchmark_scale) if cfg.demo.benchmark_scale != 1.0 else spec
+    d = demo_settings(cfg)
+    spec = BenchmarkSpec(seed=d.benchmark_seed)
+    return spec.scaled(d.benchmark_scale) if d.benchmark_scale != 1.0 else spec
 
 
 def benchmark_tag(spec: BenchmarkSpec) -> str:
@@ -47,18 +55,19 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
     """Run every step of the demo; returns the summary (also saved as ``summary.json``)."""
     console = console or Console()
     out = Path(cfg.out_dir)
+    demo = demo_settings(cfg)
     timer = Timer()
     spec = benchmark_spec(cfg)
     root = timer.run("benchmark", lambda: ensure_benchmark(spec, cache_dir))
     tag = benchmark_tag(spec)
     console.print(f"[bold]benchmark[/bold] {tag} at {root}")
-    cfg = derive(cfg, data={"root": str(root)})
-    save_config(cfg, out / "config.yaml")
+    save_config(derive(cfg, data={"root": str(root)}, demo=demo.model_dump(mode="json")), out / "config.yaml")
+    cfg = derive(cfg, data={"root": str(root)}, demo=None)  # the runs' own configs hold no demo section
     protocol_extra = {"benchmark": tag}
 
     # 1. F_in
     base = derive(cfg, name="baseline", out_dir=str(out / "baseline"), wood={"variant": "none"},
-                  train={"epochs": cfg.demo.baseline_epochs, "lr": cfg.demo.baseline_lr, "init_from": None})
+                  train={"epochs": demo.baseline_epochs, "lr": demo.baseline_lr, "init_from": None})
     console.print("[bold]1/5[/bold] training the in-distribution classifier F_in (baseline)")
     f_in = timer.run("train baseline", lambda: train_stage(base, progress=progress))
 
@@ -73,18 +82,19 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
         return class_name in truth[Path(entry).stem].classes
 
     mining = timer.run("rank + review OoD pool", lambda: mine_hard_ood(
-        f_in, pool, pool_root, out / "ood", is_positive=is_positive, threshold=cfg.demo.ood_threshold,
-        per_class=cfg.demo.ood_per_class, long_side=cfg.wood.ood_long_side, batch_size=cfg.train.batch_size,
+        f_in, pool, pool_root, out / "ood", is_positive=is_positive, threshold=demo.ood_threshold,
+        per_class=demo.ood_per_class, long_side=config_scoring_long_side(base, f_in),
+        batch_size=cfg.runtime.score_batch_size, device=str(stage_device(cfg.runtime.device, cfg.runtime.threads)),
         progress=progress))
     _print_review(console, mining.review)
 
     # 3. W-OoD (and the optional no-OoD control with the same schedule)
     runs: dict[str, Config] = {}
-    if cfg.demo.control:
+    if demo.control:
         runs["F_in + same schedule, no OoD"] = derive(
             cfg, name="control", out_dir=str(out / "control"), wood={"variant": "none"},
             train={"init_from": str(f_in)})
-    for variant in cfg.demo.variants:
+    for variant in demo.variants:
         runs[f"W-OoD ({variant})"] = derive(
             cfg, name=f"wood-{variant}", out_dir=str(out / f"wood-{variant}"), wood={"variant": variant},
             train={"init_from": str(f_in)},
@@ -119,7 +129,7 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
                 r[split].pop("confusion", None)
 
     # 5. report
-    if cfg.demo.report:
+    if demo.report:
         console.print("[bold]5/5[/bold] writing the report")
         from woodseg.report import ReportInputs, write_report
 
@@ -138,7 +148,7 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
             throughput=summary["throughput"],
             notes={"benchmark": tag, "machine": summary["machine"],
                    "reviewer": "simulated: reads the benchmark's hidden truth (a person would use `woodseg ood review`)"},
-        ), out / "report.html", n_overlays=cfg.demo.overlays))
+        ), out / "report.html", n_overlays=demo.overlays))
         summary["report"] = str(report)
         summary["timings_s"] = timer.seconds
         console.print(f"[bold green]report:[/bold green] {report}")

@@ -1,10 +1,12 @@
 """The W-OoD experiment as plain steps on files, shared by ``woodseg demo`` and ``benchmarks/``.
 
     train_stage(cfg)                      classifier/last.pt           (baseline F_in, or W-OoD from F_in)
-    mine_hard_ood(...)                    ood/ranked.csv, review.sqlite3, ood_list.txt, review.json
-    seed_stage(cfg)                       cams/*.npz, seeds/eval.json
+    mine_hard_ood(...)                    ood/review.sqlite3, ood_list.txt, review.json, mining.record.json
+    seed_stage(cfg)                       seeds/*.npz, eval/seeds.json
 
-Each step skips work that is already on disk, so an interrupted demo or sweep resumes where it stopped.
+The per-run stages come from the one ordered list in :mod:`woodseg.pipeline.stages`. Each step skips
+work that is already on disk and made from the same inputs, so an interrupted demo or sweep resumes
+where it stopped, and a changed input (a retrained F_in) redoes what depends on it.
 """
 
 from __future__ import annotations
@@ -23,11 +25,10 @@ from woodseg.config import Config, build_config, merge
 from woodseg.data.dataset import OodSet
 from woodseg.data.ood_list import read_ood_list, write_ood_list
 from woodseg.errors import DataError
-from woodseg.evaluate.stage import eval_stage
 from woodseg.fsutil import atomic_write_json
 from woodseg.models.cam_net import load_classifier
-from woodseg.seeds.stage import cam_stage
-from woodseg.train.classifier import train_classifier
+from woodseg.pipeline.stages import run_stages
+from woodseg.runtime.fingerprint import read_record, stage_record
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +53,18 @@ def derive(cfg: Config, **overrides: Any) -> Config:
 
 
 def train_stage(cfg: Config, *, progress: bool = True) -> Path:
-    return train_classifier(cfg, progress=progress)
+    """The ``train`` stage of the list: the classifier's ``last.pt``."""
+    return run_stages(cfg, stop="train", progress=progress)["train"]
 
 
 def seed_stage(cfg: Config, *, progress: bool = True, extra_protocol: dict[str, Any] | None = None,
                quiet_table: bool = False) -> dict[str, Any]:
-    """CAMs then seed evaluation for one trained run (both resume/skip when done)."""
-    cam_stage(cfg, progress=progress)
+    """The ``cam`` and ``eval`` stages of the list for one trained run (both resume/skip when done)."""
     from rich.console import Console
 
-    console = Console(quiet=quiet_table)
-    return eval_stage(cfg, progress=progress, extra_protocol=extra_protocol, console=console)
+    done = run_stages(cfg, start="cam", stop="eval", progress=progress, extra_protocol=extra_protocol,
+                      console=Console(quiet=quiet_table))
+    return done["eval"]
 
 
 @dataclass
@@ -91,9 +93,19 @@ def mine_hard_ood(checkpoint: Path, pool: OodSet, pool_root: Path, out_dir: Path
 
     out_dir = Path(out_dir)
     list_path, review_path = out_dir / "ood_list.txt", out_dir / "review.json"
+    record = stage_record("mine-hard-ood", {"threshold": threshold, "per_class": per_class, "long_side": long_side,
+                                            "pool": pool.fingerprint(), "batch_size": batch_size},
+                          {"checkpoint": checkpoint})
+    record_path = out_dir / "mining.record.json"
+    old = read_record(record_path)
     if list_path.exists() and review_path.exists():
-        review = json.loads(review_path.read_text())
-        return MiningResult(list_path, review, review.get("n_candidates", {}))
+        # a folder from before records were kept is trusted as it is (the paper-experiment runs)
+        if old is None or old["fingerprint"] == record["fingerprint"]:
+            review = json.loads(review_path.read_text())
+            if old is None:
+                atomic_write_json(record_path, record)
+            return MiningResult(list_path, review, review.get("n_candidates", {}))
+        log.warning("%s: ranking inputs changed since the last review; ranking and reviewing again", out_dir)
     model, names = load_classifier(checkpoint, device)
     bar = tqdm(total=len(pool), desc="rank OoD pool", unit="img", disable=not progress, leave=False)
     scores = score_pool(model, pool, names, batch_size=batch_size, long_side=long_side, device=device,
@@ -122,6 +134,7 @@ def mine_hard_ood(checkpoint: Path, pool: OodSet, pool_root: Path, out_dir: Path
                   "r": total_rej / total_rev if total_rev else 0.0},
     }
     atomic_write_json(review_path, review)
+    atomic_write_json(record_path, record)
     return MiningResult(list_path, review, review["n_candidates"])
 
 

@@ -1,4 +1,4 @@
-"""Reading what a run folder holds for the report: ``seeds/eval.json``, ``cams/``, the classifier and its log.
+"""Reading what a run folder holds for the report: ``eval/seeds.json``, ``seeds/``, the classifier and its log.
 
 Required pieces (the seed evaluation) raise :class:`DataError` naming the file and the command that makes
 it; optional ones (the training log) come back empty so the report can say they are missing.
@@ -13,6 +13,7 @@ from typing import Any
 
 from woodseg.errors import DataError
 from woodseg.fsutil import read_jsonl
+from woodseg.runtime.paths import RunPaths
 
 # Keys of a metrics.jsonl record that are not loss terms.
 NON_TERM_KEYS = frozenset({"step", "epoch", "lr", "loss", "images_per_s", "time"})
@@ -29,19 +30,19 @@ class RunData:
 
     @property
     def eval_path(self) -> Path:
-        return self.folder / "seeds" / "eval.json"
+        return RunPaths(self.folder).eval("seeds")
 
     @property
     def cam_dir(self) -> Path:
-        return self.folder / "cams"
+        return RunPaths(self.folder).seeds
 
     @property
     def checkpoint(self) -> Path:
-        return self.folder / "classifier" / "last.pt"
+        return RunPaths(self.folder).checkpoint
 
     @property
     def metrics_path(self) -> Path:
-        return self.folder / "classifier" / "metrics.jsonl"
+        return RunPaths(self.folder).metrics
 
     @property
     def splits(self) -> list[str]:
@@ -86,12 +87,12 @@ def _is_number(v: Any) -> bool:
 
 
 def load_run(name: str, folder: str | Path) -> RunData:
-    """Read a run folder; a missing or unreadable ``seeds/eval.json`` is a :class:`DataError`."""
+    """Read a run folder; a missing or unreadable ``eval/seeds.json`` is a :class:`DataError`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"run folder of '{name}' does not exist", path=folder,
                         fix="pass the out_dir of a trained run (woodseg train / cam / eval)")
-    path = folder / "seeds" / "eval.json"
+    path = RunPaths(folder).eval("seeds")
     if not path.is_file():
         raise DataError(f"run '{name}' has no seed evaluation: {path} does not exist", path=path,
                         fix=f"run `woodseg cam` then `woodseg eval` with out_dir={folder}")

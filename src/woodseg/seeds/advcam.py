@@ -20,7 +20,7 @@ index), each class starting again from the clean input x^0 = [image, hflip(image
         x^{t+1} = clamp(x^t + adv_step * g / (max|g| + 1e-12), min(x^t), max(x^t))
 
 The per-scale maps Acc (n x h_s x w_s) then go through exactly the CAM path of
-:func:`woodseg.seeds.cam.multiscale_cams`: bilinear to ceil(H/4) x ceil(W/4) and summed over scales
+:func:`woodseg.seeds.cam.multiscale_maps` (AdvCAM is its per-scale hook): bilinear to ceil(H/4) x ceil(W/4) and summed over scales
 (``cam``), bilinear to the next multiple of the output stride, summed and cropped (``high_res``), then
 each class divided by its max + 1e-5 (:func:`woodseg.seeds.cam.normalise_keys`). No extra ReLU (R >= 0).
 
@@ -42,7 +42,7 @@ Quirks of the official code that are kept, and why (all reference-spec 4.2 / pit
   normalisation except for its tiny interplay with the +1e-5, which this keeps identical.
 * The official code walks the scales in the order 0.5, 1.0, 1.5, 2.0. Every (scale, class) starts from the
   clean image, so the order only matters for the ``mul`` leak above; we process and sum the scales in the
-  configured order, like :func:`~woodseg.seeds.cam.multiscale_cams`.
+  configured order, like :func:`~woodseg.seeds.cam.multiscale_maps`.
 
 Generalisations (no counterpart in the code): with ``flip=False`` the pair is just [image] and R = R_0;
 a model with an extra background output subtracts it in L_cls like any other output.
@@ -64,13 +64,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from woodseg.config import CamConfig
 from woodseg.data.transforms import hwc_to_tensor, normalize, rescale
 from woodseg.errors import ConfigError
 from woodseg.models.cam_net import CamNet
-from woodseg.seeds.cam import SeedFn, output_stride, strided, strided_up
+from woodseg.seeds.cam import ScaleMap, multiscale_maps
 
 #: The official code's ``mul``: 2 at scale 0.5, leaking to every scale (see the module docstring).
 ACC_WEIGHT = 2.0
@@ -168,7 +167,7 @@ def anti_adversarial(model: CamNet, x0: torch.Tensor, c: int, iters: int, params
 
 def pair_tensor(model: CamNet, image: np.ndarray, scale: float, flip: bool = True,
                 device: str | torch.device = "cpu") -> torch.Tensor:
-    """The normalised [image, hflip(image)] batch at ``scale``, exactly as :func:`multiscale_cams` makes it."""
+    """The normalised [image, hflip(image)] batch at ``scale``, exactly as :func:`~woodseg.seeds.cam.multiscale_maps` makes it."""
     x = hwc_to_tensor(normalize(rescale(image, scale)))[None].to(device)
     if flip:
         x = torch.cat([x, x.flip(-1)])
@@ -177,54 +176,46 @@ def pair_tensor(model: CamNet, image: np.ndarray, scale: float, flip: bool = Tru
     return x
 
 
-def advcam_multiscale(model: CamNet, image: np.ndarray, keys: Sequence[int], scales: Sequence[float],
-                      params: AdvParams, flip: bool = True,
-                      device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Un-normalised AdvCAM maps of one image for classes ``keys``: (stride-4 [n, h4, w4], full-res [n, H, W])."""
-    h, w = image.shape[:2]
-    ostride = output_stride(model)
-    size4 = (strided(h, 4), strided(w, 4))
-    size_up = (strided_up(h, ostride), strided_up(w, ostride))
-    if len(keys) == 0:  # no class: nothing to map
-        return torch.zeros(0, *size4, device=device), torch.zeros(0, h, w, device=device)
-    was_training = model.training
-    model.eval()
-    cam4 = high = None
-    try:
-        for s in scales:
-            x0 = pair_tensor(model, image, s, flip, device)
-            maps = [anti_adversarial(model, x0, int(c), params.iters_at(s), params).acc for c in keys]
-            a = torch.stack(maps)[None].float()
-            a4 = F.interpolate(a, size4, mode="bilinear", align_corners=False)[0]
-            ah = F.interpolate(a, size_up, mode="bilinear", align_corners=False)[0, :, :h, :w]
-            cam4 = a4 if cam4 is None else cam4 + a4
-            high = ah if high is None else high + ah
-    finally:
-        model.train(was_training)
-    return cam4, high
+def advcam_scale_map(model: CamNet, params: AdvParams, flip: bool = True) -> ScaleMap:
+    """AdvCAM's hook in :func:`woodseg.seeds.cam.multiscale_maps`: per image and class, the accumulated map.
 
-
-def advcam_seed_fn(model: CamNet, scales: Sequence[float], params: AdvParams, flip: bool = True,
-                   device: str | torch.device = "cpu") -> SeedFn:
-    """A ``seed_fn`` for :func:`woodseg.seeds.cam.make_cams`: (images, keys per image) -> maps of every output.
-
-    Returns ([B, num_outputs, h4, w4], [B, num_outputs, H, W]) with the image's classes filled in and the
-    other outputs zero (``make_cams`` keeps only the image's classes). Images are processed one at a time.
+    ``x`` holds the batch at one scale ([images] or [images, mirrored images]); each image's pair is run
+    alone (one image at a time), each of its classes from the clean pair; other outputs stay zero.
     ``params.iters`` = 0 would map nothing (all-zero seeds) and is refused.
     """
     if params.iters < 1:
         raise ConfigError("cam.adv_iters=0: AdvCAM maps nothing without an iteration (every seed would be zero)",
                           fix="set cam.adv_iters >= 1 (official: 27), or use cam.method=cam")
-    def fn(images: Sequence[np.ndarray], keys: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        h, w = images[0].shape[:2]
-        n_out = model.num_outputs
-        cam4 = torch.zeros(len(images), n_out, strided(h, 4), strided(w, 4))
-        high = torch.zeros(len(images), n_out, h, w)
-        for j, (im, k) in enumerate(zip(images, keys, strict=True)):
-            c4, ch = advcam_multiscale(model, im, [int(c) for c in k], scales, params, flip, device)
-            idx = torch.as_tensor(np.asarray(k, np.int64))
-            cam4[j, idx] = c4.cpu()
-            high[j, idx] = ch.cpu()
-        return cam4, high
+
+    def fn(x: torch.Tensor, keys: Sequence[np.ndarray], scale: float) -> torch.Tensor:
+        n = len(keys)
+        out: torch.Tensor | None = None
+        for j, k in enumerate(keys):
+            x0 = x[[j, n + j]] if flip else x[[j]]
+            for c in k:
+                acc = anti_adversarial(model, x0, int(c), params.iters_at(scale), params).acc.float()
+                if out is None:
+                    out = acc.new_zeros(n, model.num_outputs, *acc.shape)
+                out[j, int(c)] = acc
+        if out is None:  # no image of the batch has a class: nothing to map
+            with torch.no_grad():
+                h, w = model.feature_map(x[:1]).shape[-2:]
+            out = x.new_zeros(n, model.num_outputs, h, w, dtype=torch.float32)
+        return out
 
     return fn
+
+
+def advcam_multiscale(model: CamNet, image: np.ndarray, keys: Sequence[int], scales: Sequence[float],
+                      params: AdvParams, flip: bool = True,
+                      device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Un-normalised AdvCAM maps of one image for classes ``keys``: (stride-4 [n, h4, w4], full-res [n, H, W])."""
+    idx = torch.as_tensor(np.asarray(keys, np.int64))
+    was_training = model.training
+    model.eval()
+    try:
+        cam4, high = multiscale_maps(model, [image], [np.asarray(keys, np.int64)], scales,
+                                     advcam_scale_map(model, params, flip), flip, device)
+    finally:
+        model.train(was_training)
+    return cam4[0, idx], high[0, idx]

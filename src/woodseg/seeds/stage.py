@@ -1,8 +1,9 @@
-"""The ``cam`` stage: load ``classifier/last.pt`` and write ``cams/<id>.npz`` for the judged splits.
+"""The ``cam`` stage: load the classifier and write ``seeds/<id>.npz`` for the judged splits.
 
 ``cam.method`` picks the seeds: ``cam`` (IRN's multi-scale CAM) or ``advcam`` (AdvCAM, one image at a
-time). The method and, for AdvCAM, its parameters are part of the folder's protocol, so seeds of different
-methods never mix in one folder.
+time). The method and, for AdvCAM, its parameters are the folder's protocol, so seeds of different methods
+never mix in one folder; the classifier's content hash is its input, so a retrained classifier remakes
+the seeds. Sharded with ``--shard i/n`` or under torchrun (:mod:`woodseg.runtime.driver`).
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-
 from woodseg.config import Config, save_config
 from woodseg.data.build import load_dataset
+from woodseg.errors import ConfigError
 from woodseg.models.cam_net import load_classifier
-from woodseg.models.checkpoint import load_checkpoint
-from woodseg.seeds.advcam import AdvParams, advcam_seed_fn
+from woodseg.runtime.device import stage_device
+from woodseg.runtime.fingerprint import file_sha
+from woodseg.runtime.paths import RunPaths
+from woodseg.runtime.shard import Shard
+from woodseg.seeds.advcam import AdvParams, advcam_scale_map
 from woodseg.seeds.cam import make_cams
-from woodseg.train.distributed import DistInfo, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +31,39 @@ def cam_splits(cfg: Config) -> list[str]:
     return [s for s in (cfg.data.seed_split, cfg.data.heldout_split) if s]
 
 
-def cam_stage(cfg: Config, *, checkpoint: Path | None = None, restart: bool = False, progress: bool = True) -> Path:
-    """Make CAM seeds for every image of the configured splits; returns the seed folder."""
-    device = resolve_device(cfg.train.device, DistInfo())
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    ckpt = Path(checkpoint) if checkpoint else Path(cfg.out_dir) / "classifier" / "last.pt"
+def seed_ids(cfg: Config, ds) -> list[str]:  # noqa: ANN001 - a LabelledImageSet
+    """Every image of the seed splits, once, in split order."""
+    ids: dict[str, None] = {}
+    for split in cam_splits(cfg):
+        ids.update(dict.fromkeys(ds.check_split(split)))
+    return list(ids)
+
+
+def cam_stage(cfg: Config, *, checkpoint: Path | None = None, restart: bool = False, progress: bool = True,
+              shard: Shard | None = None) -> Path:
+    """Make seeds for this shard's images of the configured splits; returns the seed folder."""
+    device = stage_device(cfg.runtime.device, cfg.runtime.threads)
+    paths = RunPaths.of(cfg)
+    ckpt = Path(checkpoint) if checkpoint else paths.checkpoint
     model, names = load_classifier(ckpt, device)
     ds = load_dataset(cfg.data)
     if tuple(names) != ds.class_names:
-        from woodseg.errors import ConfigError
-
         raise ConfigError(f"{ckpt} was trained on {list(names)}, the dataset has {list(ds.class_names)}",
                           path=ckpt, fix="use the classifier trained on this dataset")
-    out = Path(cfg.out_dir) / "cams"
-    state = load_checkpoint(ckpt)
-    protocol = {"method": cfg.cam.method, "checkpoint": str(ckpt), "run_fingerprint": state.get("run_fingerprint"),
-                "step": state.get("step"), "scales": list(cfg.cam.scales), "flip": cfg.cam.flip,
-                "dtype": cfg.cam.dtype, "classes": list(ds.class_names)}
-    seed_fn, batch_size = None, 8
+    out = paths.seeds
+    protocol = {"method": cfg.cam.method, "checkpoint": str(ckpt), "scales": list(cfg.cam.scales),
+                "flip": cfg.cam.flip, "dtype": cfg.cam.dtype, "classes": list(ds.class_names)}
+    scale_map, batch_size = None, cfg.runtime.cam_batch_size
     if cfg.cam.method == "advcam":
         params = AdvParams.from_config(cfg.cam)
         protocol.update(adv_iters=params.iters, adv_step=params.step, adv_coeff=params.coeff,
                         adv_score_th=params.score_th)
-        seed_fn = advcam_seed_fn(model, cfg.cam.scales, params, cfg.cam.flip, device)
+        scale_map = advcam_scale_map(model, params, cfg.cam.flip)
         batch_size = 1  # slow per image: write (and resume) image by image
-    ids: list[str] = []
-    for split in cam_splits(cfg):
-        ids += [i for i in ds.check_split(split) if i not in set(ids)]
-    make_cams(model, ds, ids, out, scales=cfg.cam.scales, flip=cfg.cam.flip, dtype=cfg.cam.dtype, device=device,
-              batch_size=batch_size, protocol=protocol, restart=restart, skip_bad=cfg.data.on_bad_image == "skip",
-              progress=progress, seed_fn=seed_fn)
+    protocol["batch_size"] = batch_size  # batched convolutions round differently: part of what made the seeds
+    make_cams(model, ds, seed_ids(cfg, ds), out, scales=cfg.cam.scales, flip=cfg.cam.flip, dtype=cfg.cam.dtype,
+              device=device, batch_size=batch_size, protocol=protocol, inputs={"classifier": file_sha(ckpt)},
+              restart=restart, skip_bad=cfg.data.on_bad_image == "skip", progress=progress, scale_map=scale_map,
+              shard=shard or Shard.resolve())
     save_config(cfg, out / "config.yaml")
     return out

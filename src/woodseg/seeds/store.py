@@ -7,8 +7,9 @@ Keys:
     scales    float [s]          the inference scales
     size      int64 [2]          (H, W) of the image
 Maps are in [0, 1]; float32 or float16 as the config asks. A folder of seeds has ``index.json`` with the
-protocol (method, checkpoint, scales, flip, dtype, class list) that made them; a re-run with another
-protocol refuses to mix files (pass --restart).
+protocol (method, checkpoint, scales, flip, dtype, class list) and the classifier's content hash that made
+them (written and checked by :mod:`woodseg.runtime.driver`): a re-run with another protocol refuses to mix
+files (pass --restart), a re-run with another classifier remakes them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from woodseg.errors import DataError
-from woodseg.fsutil import atomic_save, atomic_write_json
+from woodseg.fsutil import atomic_save
 
 
 @dataclass
@@ -48,23 +49,6 @@ def load_seed(path: str | Path) -> Seed:
             return Seed(f["keys"], f["cam"], f["high_res"], f["scales"], tuple(int(v) for v in f["size"]))
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"seed file is corrupt ({exc})", path=path, fix="delete it and re-run `woodseg cam`") from exc
-
-
-def check_index(folder: Path, protocol: dict[str, Any], restart: bool) -> None:
-    """Write or verify ``index.json``: a folder holds seeds of one protocol only."""
-    index = folder / "index.json"
-    if index.exists() and not restart:
-        old = json.loads(index.read_text())
-        if old != json.loads(json.dumps(protocol, default=str)):
-            diff = sorted(k for k in set(old) | set(protocol) if old.get(k) != json.loads(
-                json.dumps(protocol.get(k), default=str)))
-            raise DataError(f"seed folder was made with another protocol (differs in: {', '.join(diff)})",
-                            path=folder, fix="use another out_dir or pass --restart to remake the seeds")
-    else:
-        if restart and folder.exists():
-            for f in folder.glob("*.npz"):
-                f.unlink()
-        atomic_write_json(index, protocol)
 
 
 def read_index(folder: Path) -> dict[str, Any]:

@@ -22,26 +22,36 @@ from torch.nn.parallel import DistributedDataParallel
 from woodseg.config import Config, save_config
 from woodseg.data.build import load_dataset, load_ood
 from woodseg.errors import ConfigError, DataError
-from woodseg.models.cam_net import CamNet, build_cam_net, classifier_checkpoint, load_classifier
+from woodseg.models.cam_net import (
+    CamNet,
+    build_cam_net,
+    classifier_checkpoint,
+    classifier_meta,
+    load_classifier,
+)
+from woodseg.ood.resolution import NATIVE, ood_input_record, resolve_long_side
+from woodseg.runtime.device import resolve_device, set_threads
+from woodseg.runtime.fingerprint import changes, fingerprint, read_record, stage_record
+from woodseg.runtime.paths import STAGE_RECORD, RunPaths
 from woodseg.train.data import step_loader
-from woodseg.train.distributed import barrier, init_distributed, resolve_device, teardown
-from woodseg.train.engine import Engine, fingerprint, make_optimizer
+from woodseg.train.distributed import barrier, init_distributed, teardown
+from woodseg.train.engine import Engine, make_optimizer
 from woodseg.wood.centres import Centres, compute_centres
 from woodseg.wood.objective import WoodObjective
 
 log = logging.getLogger(__name__)
 
 # Keys that do not change the maths of a run: a resumed run may differ in them.
-_RUNTIME_KEYS = {"device", "threads", "checkpoint_every", "checkpoint_minutes", "log_every"}
+_RUNTIME_KEYS = {"checkpoint_every", "checkpoint_minutes", "log_every"}
 
 
 def classifier_dir(cfg: Config) -> Path:
-    return Path(cfg.out_dir) / "classifier"
+    return RunPaths.of(cfg).classifier
 
 
 def train_classifier(cfg: Config, *, restart: bool = False, progress: bool = True) -> Path:
     """Train (or resume) the classifier a config describes; returns the path of ``last.pt``."""
-    info = init_distributed(cfg.train.device)
+    info = init_distributed(cfg.runtime.device)
     try:
         return _train(cfg, info, restart, progress)
     finally:
@@ -49,9 +59,8 @@ def train_classifier(cfg: Config, *, restart: bool = False, progress: bool = Tru
 
 
 def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
-    device = resolve_device(cfg.train.device, info)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.runtime.device, info.local_rank if info.enabled else None)
+    set_threads(cfg.runtime.threads)
     torch.manual_seed(cfg.train.seed)
     wood, tcfg = cfg.wood, cfg.train
     out = classifier_dir(cfg)
@@ -88,15 +97,28 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
                         fix="lower train.batch_size or set train.drop_last=false")
     max_steps = tcfg.epochs * steps_per_epoch
 
-    run_fp = fingerprint({
-        "data": cfg.data.model_dump(mode="json", exclude={"num_workers"}),
+    fp_parts = {
+        "data": cfg.data.model_dump(mode="json"),
         "model": cfg.model.model_dump(mode="json"),
         "train": cfg.train.model_dump(mode="json", exclude=_RUNTIME_KEYS),
         "wood": wood.model_dump(mode="json"),
         "dataset": ds.fingerprint(cfg.data.train_split),
         "ood": ood.fingerprint() if ood else None,
         "world": world,
-    })
+    }
+    run_fp = _accept_legacy(fingerprint(fp_parts), fp_parts, out / "last.pt", ds.class_names, restart)
+    # What the classifier is made from: its settings, and the content of its data and of the model it starts from.
+    settings = fingerprint({k: v for k, v in fp_parts.items() if k not in ("dataset", "ood")})
+    record = stage_record("classifier", {"settings": settings}, {"init_from": tcfg.init_from},
+                          {"dataset": fp_parts["dataset"], "ood": fp_parts["ood"]})
+    record_path = out / STAGE_RECORD
+    old = read_record(record_path)
+    barrier(info)  # every process decides on the same record before the main one rewrites it
+    if not restart and old is not None and (out / "last.pt").exists() and old.get("config") == record["config"] \
+            and changes(old, record):  # same settings, other input data or starting model: retrain
+        log.warning("%s: %s: training again", out, "; ".join(changes(old, record)))
+        restart = True
+    ood_side = resolve_long_side(wood.ood_long_side, tcfg.resize_long)
     objective = WoodObjective(model, wood, exclude_index)
     runner: torch.nn.Module = objective
     if info.enabled:
@@ -107,9 +129,14 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
         run_fingerprint=run_fp, dist=info, progress=progress, desc=f"train {cfg.name} [{wood.variant}]",
         make_checkpoint=lambda: classifier_checkpoint(model, ds.class_names, {
             "variant": wood.variant, "dataset_fingerprint": ds.fingerprint(cfg.data.train_split),
-            "ood_fingerprint": ood.fingerprint() if ood else None, "run_name": cfg.name}),
+            "ood_fingerprint": ood.fingerprint() if ood else None, "run_name": cfg.name,
+            "ood_input": ood_input_record(wood.ood_long_side, tcfg.resize_long), "inputs": record["inputs"]}),
     )
     start, finished = engine.resume(restart)
+    if info.is_main and old != record:
+        from woodseg.fsutil import atomic_write_json
+
+        atomic_write_json(record_path, record)
     if finished:
         log.info("%s is already trained (%d steps); pass --restart to train again", engine.ckpt_path, start)
         return engine.ckpt_path
@@ -124,19 +151,23 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
         due = 0 if wood.refresh_every is None else (epoch // wood.refresh_every) * wood.refresh_every
         path = out / "centres.npz"
         current = Centres.load(path) if path.exists() else None
-        if current is None or current.provenance.get("epoch") != due or current.provenance.get("run") != run_fp:
+        stale = current is None or current.provenance.get("epoch") != due or current.provenance.get("run") != run_fp \
+            or current.provenance.get("inputs", record["fingerprint"]) != record["fingerprint"]
+        if stale:
             if info.is_main:
                 log.info("computing W-OoD centres from the model at epoch %d", epoch)
                 c = compute_centres(model, paths, labels, ood.paths, wood, ds.class_names, device=device,
                                     seed=tcfg.seed, skip_bad=cfg.data.on_bad_image == "skip", progress=progress,
-                                    provenance={"epoch": due, "run": run_fp, "init_from": str(tcfg.init_from)})
+                                    long_side=ood_side, batch_size=cfg.runtime.centre_batch_size,
+                                    provenance={"epoch": due, "run": run_fp, "init_from": str(tcfg.init_from),
+                                                "inputs": record["fingerprint"]})
                 c.save(path)
             barrier(info)
             current = Centres.load(path)
         centres["t"] = current.tensors(device)
 
     common = {"start": start, "stop": max_steps, "rank": info.rank, "world": world,
-              "skip_bad": cfg.data.on_bad_image == "skip", "num_workers": cfg.data.num_workers}
+              "skip_bad": cfg.data.on_bad_image == "skip", "num_workers": cfg.runtime.workers}
     loaders = [step_loader(paths, labels, b, tcfg, stream="in", drop_last=tcfg.drop_last, **common)]
     if ood is not None:
         loaders.append(step_loader(ood.paths, None, wood.ood_batch_size, tcfg, stream="ood", **common))
@@ -157,6 +188,27 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
     engine.run(zip(*loaders, strict=False), step_fn, start, on_epoch_start=on_epoch_start)
     barrier(info)
     return engine.ckpt_path
+
+
+def _accept_legacy(run_fp: str, parts: dict, ckpt: Path, class_names: tuple[str, ...], restart: bool) -> str:
+    """The run fingerprint to resume under: ``run_fp``, or the one woodseg gave this same run before
+    ``wood.ood_long_side`` could be ``native`` (it was null) and ``wood.exclude_class`` defaulted to bottle,
+    so run folders made then resume (and count as trained) instead of being refused."""
+    if restart or not ckpt.is_file():
+        return run_fp
+    stored = classifier_meta(ckpt).get("run_fingerprint")
+    if stored in (None, run_fp):
+        return run_fp
+    wood = dict(parts["wood"])
+    if wood.get("ood_long_side") == NATIVE:
+        wood["ood_long_side"] = None
+    unused = wood["variant"] != "official" or wood.get("exclude_class") not in class_names
+    for exclude in ({wood.get("exclude_class"), None, "bottle"} if unused else {wood.get("exclude_class")}):
+        legacy = fingerprint({**parts, "wood": {**wood, "exclude_class": exclude}})
+        if legacy == stored:
+            log.info("%s: accepting a checkpoint fingerprinted by an earlier woodseg (same run)", ckpt)
+            return legacy
+    return run_fp
 
 
 def init_from_checkpoint(model: CamNet, path: Path, class_names: tuple[str, ...]) -> None:

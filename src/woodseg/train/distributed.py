@@ -61,9 +61,9 @@ def teardown(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def resolve_device(device: str, info: DistInfo) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and info.enabled:
-        return torch.device("cuda", info.local_rank)
-    return torch.device(device)
+
+def stage_barrier(device: str) -> None:
+    """Wait for every torchrun process (no-op in a single process); used between pipeline stages."""
+    info = init_distributed(device)
+    if info.enabled:
+        dist.barrier()

@@ -10,7 +10,6 @@ and at the end, so a run killed at any moment resumes from its last checkpoint w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -29,8 +28,15 @@ from tqdm import tqdm
 
 from woodseg.config import TrainConfig
 from woodseg.errors import TrainingError
-from woodseg.fsutil import append_jsonl, atomic_write_text, clean_stale_temps, ensure_dir, read_jsonl
+from woodseg.fsutil import (
+    append_jsonl,
+    atomic_write_text,
+    clean_stale_temps,
+    ensure_dir,
+    read_jsonl,
+)
 from woodseg.models.checkpoint import load_checkpoint, save_checkpoint
+from woodseg.runtime.fingerprint import fingerprint  # noqa: F401 - re-exported for callers of the engine
 from woodseg.train.distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -50,10 +56,6 @@ def poly_lr(initial: float, step: int, max_steps: int, power: float) -> float:
     """lr = initial * (1 - step/max_steps)^power, set before each step; frozen at its last value after."""
     step = min(step, max_steps - 1)
     return initial * (1.0 - step / max_steps) ** power
-
-
-def fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Engine:

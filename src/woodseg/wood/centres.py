@@ -121,15 +121,19 @@ def predicted_class_centres(features: np.ndarray, logits: np.ndarray) -> tuple[n
 def compute_centres(model: torch.nn.Module, in_paths: list[Path], in_labels: np.ndarray, ood_paths: list[Path],
                     cfg: WoodConfig, class_names: tuple[str, ...], *, device: str | torch.device = "cpu",
                     seed: int = 0, batch_size: int = 16, skip_bad: bool = False, progress: bool = False,
-                    provenance: dict[str, Any] | None = None) -> Centres:
-    """Features from ``model`` -> class means and OoD centres (K-means or by predicted class)."""
+                    long_side: int | None = None, provenance: dict[str, Any] | None = None) -> Centres:
+    """Features from ``model`` -> class means and OoD centres (K-means or by predicted class).
+
+    In-distribution images are read at native size, OoD images at ``long_side`` (None: native), the
+    resolution :func:`woodseg.ood.resolution.resolve_long_side` gives for ``wood.ood_long_side``.
+    """
     from woodseg.models.inference import predict_images
 
     if not ood_paths:
         raise DataError("the OoD set is empty", fix="add OoD images, or train without OoD (wood.variant=none)")
     pin = predict_images(model, in_paths, long_side=None, batch_size=batch_size, device=device,
                          skip_bad=skip_bad, progress=progress, desc="centres: D_in features")
-    pood = predict_images(model, ood_paths, long_side=cfg.ood_long_side, batch_size=batch_size, device=device,
+    pood = predict_images(model, ood_paths, long_side=long_side, batch_size=batch_size, device=device,
                           skip_bad=skip_bad, progress=progress, desc="centres: D_ood features")
     cc, valid = class_means(pin.features, in_labels, class_names)
     if cfg.clustering == "kmeans":
@@ -137,6 +141,6 @@ def compute_centres(model: torch.nn.Module, in_paths: list[Path], in_labels: np.
     else:
         oc, assign = predicted_class_centres(pood.features, pood.logits[:, : len(class_names)])
     prov = {"clustering": cfg.clustering, "K": int(oc.shape[0]), "kmeans_init": cfg.kmeans_init,
-            "n_in": len(in_paths), "n_ood": len(ood_paths), "ood_long_side": cfg.ood_long_side, "seed": seed,
+            "n_in": len(in_paths), "n_ood": len(ood_paths), "ood_long_side": long_side, "seed": seed,
             **(provenance or {})}
     return Centres(cc, valid, oc, assign, prov)
