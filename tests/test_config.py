@@ -262,8 +262,8 @@ def test_every_config_key_is_documented_and_the_reference_is_current():
 @pytest.mark.parametrize("override,key", [
     ("train.crop_size=-8", "train.crop_size"),
     ("train.crop_size=0", "train.crop_size"),
-    ("train.threads=-1", "train.threads"),
-    ("train.threads=0", "train.threads"),
+    ("runtime.threads=-1", "runtime.threads"),
+    ("runtime.threads=0", "runtime.threads"),
     ("train.resize_long=[56,40]", "train.resize_long"),
     ("train.resize_long=[0,0]", "train.resize_long"),
     ("train.resize_long=[-5,40]", "train.resize_long"),
@@ -312,7 +312,7 @@ def test_resize_long_says_which_bound_is_wrong():
 
 @pytest.mark.parametrize("override", [
     "train.momentum=0.9", "train.momentum=0", "train.classifier_lr_mult=1", "train.weight_decay=0",
-    "train.poly_power=0", "train.resize_long=[320,320]", "train.threads=1", "train.threads=null",
+    "train.poly_power=0", "train.resize_long=[320,320]", "runtime.threads=1", "runtime.threads=null",
     "cam.scales=[1.0,0.5,1.5,2.0]", "eval.thresholds=[0,0.15,1]", "eval.fixed_threshold=0.15",
     "wood.ood_long_side=null", "wood.ood_coeff=0", "wood.adv_step=0", "cam.splits=null",
 ])

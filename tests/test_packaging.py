@@ -88,7 +88,7 @@ def test_wheel_installs_and_runs_demo_in_fresh_venv(tmp_path):
     out = tmp_path / "demo"
     tiny = ["demo.benchmark_scale=0.05", "demo.baseline_epochs=1", "demo.ood_threshold=0.0",
             "demo.ood_per_class=2", "demo.overlays=1", "demo.variants=[paper]", "train.epochs=1",
-            "train.batch_size=8", "train.threads=1", "wood.K=4", "wood.ood_batch_size=4", "cam.scales=[1.0]",
+            "train.batch_size=8", "runtime.threads=1", "wood.K=4", "wood.ood_batch_size=4", "cam.scales=[1.0]",
             "model.channels_last=false"]
     demo = subprocess.run([str(woodseg), "demo", "-q", "--cache-dir", str(tmp_path / "cache"), f"out_dir={out}",
                            *tiny], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)

@@ -175,9 +175,10 @@ def test_time_based_checkpoints(tiny_voc, tmp_path, monkeypatch):
 
 
 def test_out_dir_under_a_file_is_a_clear_error(tiny_voc, tmp_path):
-    (tmp_path / "runs").write_text("a file")
+    cfg = _cfg(tiny_voc, tmp_path / "runs" / "exp", **{"wood.variant": "none"})
+    (tmp_path / "runs").write_text("a file")  # appears after the config was checked (which refuses it too)
     with pytest.raises(OutputError, match="is a file") as exc:
-        train_classifier(_cfg(tiny_voc, tmp_path / "runs" / "exp", **{"wood.variant": "none"}), progress=False)
+        train_classifier(cfg, progress=False)
     assert exc.value.path == tmp_path / "runs"
 
 
@@ -221,7 +222,7 @@ def test_full_disk_during_training_exits_2_and_keeps_the_last_checkpoint(tiny_vo
     last = tmp_path / "full/classifier/last.pt"
     assert code == 2 and "no space left" in err and str(last) in err and "Traceback" not in err
     assert load_checkpoint(last)["step"] == 2
-    assert sorted(p.name for p in last.parent.iterdir()) == ["config.yaml", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in last.parent.iterdir()) == ["config.yaml", "last.pt", "metrics.jsonl", "stage.json"]
 
 
 def test_out_dir_under_a_file_exits_2_via_the_cli(tiny_voc, tmp_path, monkeypatch, capsys):

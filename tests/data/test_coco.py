@@ -162,9 +162,9 @@ def test_train_cam_eval_run_on_coco_format(tiny_coco, tmp_path):
     over = [f"data.root={tmp_path / 'COCO14'}", f"out_dir={tmp_path / 'run'}", "model.backbone=resnet10",
             "model.weights=null", "model.freeze_bn=false", "model.frozen_stages=0", "model.channels_last=false",
             "train.epochs=1", "train.batch_size=2", "train.resize_long=[32,48]", "train.crop_size=32",
-            "train.threads=1", "train.device=cpu", "data.num_workers=0", "cam.scales=[1.0]"]
+            "runtime.threads=1", "runtime.device=cpu", "runtime.workers=0", "cam.scales=[1.0]"]
     for cmd in ("train", "cam", "eval"):
         result = CliRunner().invoke(app, [cmd, "-c", "coco14_cam_r50", "-q", *over])
         assert result.exit_code == 0, (cmd, result.output)
-    report = json.loads((tmp_path / "run" / "seeds" / "eval.json").read_text())
+    report = json.loads((tmp_path / "run" / "eval" / "seeds.json").read_text())
     assert report["train2014"]["protocol"]["n_images"] == 2 and report["val2014"]["protocol"]["n_images"] == 1

@@ -130,9 +130,9 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
 def classifier_meta(path: str | Path) -> dict[str, Any]:
     """The plain metadata of a woodseg classifier checkpoint (no weights; empty for an IRN state dict).
 
-    Loaded with ``weights_only=True``: a woodseg checkpoint holds only tensors and plain values.
+    Read through :func:`load_checkpoint`: tensors and plain values only, never pickled code.
     """
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    obj = load_checkpoint(Path(path))
     if not (isinstance(obj, dict) and obj.get("format") == "woodseg.classifier/1"):
         return {}
     return {k: v for k, v in obj.items() if k not in ("model", "optimizer")}

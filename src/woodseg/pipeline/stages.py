@@ -72,11 +72,12 @@ def run_stages(cfg: Config, *, start: str | None = None, stop: str | None = None
     Under torchrun every process runs every stage (training as DDP, per-image stages on their shard), and
     all processes wait for each other between stages, so a stage never reads a shard that is unfinished.
     """
-    from woodseg.train.distributed import stage_barrier
+    from woodseg.train.distributed import hold_process_group, stage_barrier
 
     done: dict[str, Any] = {}
-    for k, stage in enumerate(select(start, stop)):
-        if k:
-            stage_barrier(cfg.runtime.device)
-        done[stage.name] = stage.run(cfg, **kwargs)
+    with hold_process_group(cfg.runtime.device):
+        for k, stage in enumerate(select(start, stop)):
+            if k:
+                stage_barrier(cfg.runtime.device)
+            done[stage.name] = stage.run(cfg, **kwargs)
     return done

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -52,18 +54,35 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+_held = 0  # > 0 while a caller (``woodseg run``) keeps one process group for several stages
+
+
 def teardown(info: DistInfo) -> None:
     """Collect, synchronise, then destroy the group: avoids the 'terminate called without an active
-    exception' abort seen at exit in ~15% of Gloo launches (environment notes)."""
+    exception' abort that Gloo processes otherwise hit at exit now and then. Inside :func:`hold_process_group`
+    the group is kept (collect and synchronise only): creating a second Gloo group after destroying the first
+    one can fail to connect."""
     if info.enabled and dist.is_initialized():
         gc.collect()
         dist.barrier()
-        dist.destroy_process_group()
+        if not _held:
+            dist.destroy_process_group()
+
+
+@contextmanager
+def hold_process_group(device: str) -> Iterator[DistInfo]:
+    """One process group for every stage run inside (no-op in a single process), destroyed once at the end."""
+    global _held
+    info = init_distributed(device)
+    _held += 1
+    try:
+        yield info
+    finally:
+        _held -= 1
+        teardown(info)
 
 
 
 def stage_barrier(device: str) -> None:
     """Wait for every torchrun process (no-op in a single process); used between pipeline stages."""
-    info = init_distributed(device)
-    if info.enabled:
-        dist.barrier()
+    barrier(init_distributed(device))
