@@ -149,7 +149,7 @@ def multi_hot(names: Sequence[str], class_names: Sequence[str], where: str) -> n
 def read_id_list(path: Path) -> list[str]:
     """Read a split list: one id per line, or DLP's two-column ``/JPEGImages/x.jpg /Seg.../x.png`` format.
 
-    Ids stay strings (``2007_000032``); they are never parsed as integers (pitfall 16).
+    Ids stay strings (``2007_000032``); they are never parsed as integers (IRN's int32 keys such as 2007000032 would lose the underscore).
     """
     text = read_text(path, "split list", "create it or choose another split")
     ids: list[str] = []

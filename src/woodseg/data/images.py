@@ -93,7 +93,7 @@ def exif_orientation(path: str | Path) -> int:
 def load_mask(path: str | Path, palette: np.ndarray | None = None) -> np.ndarray:
     """Read a segmentation mask as class indices (uint8, 255 = ignore).
 
-    Palette ("P") and greyscale PNGs keep their stored indices (never luminance-converted: pitfall 17).
+    Palette ("P") and greyscale PNGs keep their stored indices (never luminance-converted, as chainercv's VOC reader keeps them).
     An RGB mask is mapped back through ``palette`` (the VOC colour map by default); an unknown colour is an
     error, since guessing would silently corrupt the ground truth.
     """

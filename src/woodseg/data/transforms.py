@@ -1,4 +1,4 @@
-"""IRN's image primitives, with its exact resize semantics (reference-spec 2.1, pitfalls 9-10).
+"""IRN's image primitives, with its exact resize semantics (IRN ``misc/imutils.py``, ``voc12/dataloader.py``).
 
 Images are rescaled with PIL bicubic (which antialiases when shrinking) to sizes rounded half-to-even,
 normalised with ImageNet statistics *before* flip and crop, and padded with 0 in normalised space (the

@@ -1,6 +1,6 @@
 """Segmentation metrics from a confusion matrix (rows = ground truth, columns = prediction).
 
-As the IRN/W-OoD evaluation does (reference-spec 2.5): pixels whose ground truth is 255 (ignore) are left
+As the IRN/W-OoD evaluation does (IRN `step/eval_cam.py`, chainercv's `calc_semantic_segmentation_confusion`): pixels whose ground truth is 255 (ignore) are left
 out; IoU_k = N_kk / (row_k + col_k - N_kk); mIoU is the mean over classes present in ground truth or
 prediction (NaN-mean); precision_k = N_kk / col_k and recall_k = N_kk / row_k, both including background,
 averaged plainly over classes; F1 = 2PR/(P+R) of those *mean* P and R (how the paper's Table 1 is made).

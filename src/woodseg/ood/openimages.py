@@ -4,7 +4,7 @@ The image-level label CSVs hold tens of millions of rows (``ImageID,Source,Label
 are read once, row by row: every ImageID seen goes into a compact uint64 array (ids are 16 hex digits),
 every image with a positive label for a mapped MID into a second one, and the candidates are the sorted
 difference. Positive means Confidence >= 0.5: human-verified labels are 1 (present) or 0 (verified
-absent), machine labels are fractional (reference-spec 5.2). A missing row is not a negative, which is
+absent), machine labels are fractional (the openimages/dataset README). A missing row is not a negative, which is
 why the ranked candidates are reviewed by a person afterwards.
 """
 

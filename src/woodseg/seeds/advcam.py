@@ -1,5 +1,5 @@
 """AdvCAM seeds (Lee, Kim, Yoon, "Anti-adversarially manipulated attributions", CVPR 2021), computed the
-way the official code does (ADV ``obtain_CAM_masking.py`` = WOOD ``get_advcam.py``; reference-spec 4).
+way the official code does (ADV ``obtain_CAM_masking.py`` = WOOD ``get_advcam.py``).
 
 Algorithm, per image, per scale s (the configured scales) and per image class c (ascending classifier
 index), each class starting again from the clean input x^0 = [image, hflip(image)] (normalised, at scale s):
@@ -24,12 +24,12 @@ The per-scale maps Acc (n x h_s x w_s) then go through exactly the CAM path of
 (``cam``), bilinear to the next multiple of the output stride, summed and cropped (``high_res``), then
 each class divided by its max + 1e-5 (:func:`woodseg.seeds.cam.normalise_keys`). No extra ReLU (R >= 0).
 
-Quirks of the official code that are kept, and why (all reference-spec 4.2 / pitfall 15):
+Quirks of the official code that are kept, and why (ADV ``obtain_CAM_masking.py``):
 
 * Two different poolings: the Grad-CAM target is the GSP score, L_cls uses GAP. Together with the
   Grad-CAM weight normaliser (sum of gradients over the *global count of positive gradient entries*, not a
-  mean over h x w) this sets the scale of R, about CAM / (2 P_c) with P_c = #{k: W_ck > 0} (identity of
-  reference-spec 4.4, see :func:`gradcam_maps`), and hence the balance between L_AD (lambda = 7) and L_cls.
+  mean over h x w) this sets the scale of R, about CAM / (2 P_c) with P_c = #{k: W_ck > 0} (see
+  :func:`gradcam_maps`), and hence the balance between L_AD (lambda = 7) and L_cls.
 * L_cls subtracts *every* other model output, present in the image or not, over the image and its flip.
 * The restriction mask comes from the *current* map at a share of its own max, not from R^0.
 * The step divides the gradient by its global max |g| (not a sign step) and clamps to the current tensor's
@@ -114,7 +114,7 @@ def gradcam_maps(model: CamNet, x: torch.Tensor, c: int) -> tuple[torch.Tensor, 
 
     The target is the GSP score sum_b sum_hw ReLU(A0[b, c]); the weights are detached constants. Since A0
     is linear in F this equals ReLU(A0[b, c]) * n_b / (P_c * sum_b' n_b') with n_b the number of positive
-    positions of A0[b, c] and P_c = #{k: W_ck > 0} (reference-spec 4.4).
+    positions of A0[b, c] and P_c = #{k: W_ck > 0} (the Grad-CAM identity that :func:`gradcam_maps` tests).
     """
     feats = model.feature_map(x)
     a0 = model.classifier(feats)

@@ -7,7 +7,7 @@ Outputs under ``<out_dir>/classifier/``:
     centres.npz     W-OoD only: class and OoD centres with provenance (``woodseg.wood.centres``)
 
 No pixel ground truth is used here: the last checkpoint is the result (the official code picks among 18
-checkpoints by VOC-train pixel mIoU, reference-spec 3.7; we do not).
+checkpoints by VOC-train pixel mIoU in naver-ai/w-ood `step/train_cam_clustering.py`; we do not).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Cluster centres for the distance loss: class means P^in and OoD centres P^ood (paper Sec. 3.2).
 
-As the official code does (reference-spec 3.3): features z = GAP(last stage) from the starting model,
+As the official code does (naver-ai/w-ood ``step/train_cam_clustering.py``, ``get_sample_estimator``): features z = GAP(last stage) from the starting model,
 in-distribution images at native resolution, OoD images at a fixed long side; class centre mu_c = mean z
 over the images labelled c (a multi-label image counts for each of its classes); OoD centres by Lloyd
 K-means, initialised with the first K OoD features in list order (or k-means++). Table 4's alternative
@@ -77,7 +77,7 @@ def kmeans_centres(features: np.ndarray, k: int, *, init: str = "first", iters: 
                    source: str = "the OoD set") -> tuple[np.ndarray, np.ndarray]:
     """K-means (Lloyd, Euclidean) on OoD features with scikit-learn; returns (centres [K, D], assignment [N]).
 
-    scikit-learn relocates empty clusters, so no centre is ever NaN (the official code's 0/0: pitfall 19).
+    scikit-learn relocates empty clusters, so no centre is ever NaN (the official code gives an empty cluster a zero centre instead).
     """
     ok = ~np.isnan(features).any(1)
     x = features[ok].astype(np.float64)
