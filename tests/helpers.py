@@ -90,3 +90,26 @@ def random_checkpoint(out: Path) -> Path:
     path.parent.mkdir(parents=True)
     torch.save(classifier_checkpoint(net, CLASSES, {"step": 0, "run_fingerprint": "test"}), path)
     return path
+
+
+def run_main(monkeypatch, capsys, *args: object) -> tuple[int, str, str]:
+    """Call the real entry point in-process (the error handling lives in ``main``, not in the typer app):
+    exit code, stdout, stderr. The root logger's handlers are restored afterwards."""
+    import logging
+    import sys
+
+    import pytest
+
+    from woodseg.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["woodseg", *map(str, args)])
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    cap = capsys.readouterr()
+    return exc.value.code, cap.out, cap.err

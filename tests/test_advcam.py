@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import CLASSES, tiny_overrides
+from helpers import random_checkpoint, tiny_overrides
 from woodseg.config import ModelConfig, load_config
 from woodseg.data.build import load_dataset
 from woodseg.errors import ConfigError, DataError
-from woodseg.models.cam_net import build_cam_net, classifier_checkpoint
+from woodseg.models.cam_net import build_cam_net
 from woodseg.seeds.advcam import (
     ACC_WEIGHT,
     AdvParams,
@@ -159,20 +159,9 @@ def test_restriction_term_and_mask_are_used(model):
     assert (narrow.acc - reg.acc).abs().max() > 1e-3 * reg.acc.max()
 
 
-def _random_checkpoint(out):
-    torch.manual_seed(1)
-    cfg = ModelConfig(backbone="resnet10", weights=None, freeze_bn=True, frozen_stages=0, channels_last=False)
-    net = build_cam_net(cfg, len(CLASSES))
-    with torch.no_grad():  # positive weights on non-negative features: every class map is non-zero
-        net.classifier.weight.abs_()
-    path = out / "classifier" / "last.pt"
-    path.parent.mkdir(parents=True)
-    torch.save(classifier_checkpoint(net, CLASSES, {"step": 0, "run_fingerprint": "test"}), path)
-
-
 def test_cam_stage_advcam_format_protocol_and_resume(tiny_voc, tmp_path):
     out = tmp_path / "run"
-    _random_checkpoint(out)
+    random_checkpoint(out)
     over = {"cam.method": "advcam", "cam.adv_iters": 2, "cam.splits": "[val]", "cam.scales": "[1.0,0.5]"}
     cfg = load_config(None, tiny_overrides(tiny_voc, out, **over))
     folder = cam_stage(cfg, progress=False)

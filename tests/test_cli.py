@@ -21,8 +21,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from helpers import CLASSES, tiny_overrides
-from woodseg.cli import app, main
+from helpers import CLASSES, run_main, tiny_overrides
+from woodseg.cli import app
 from woodseg.config import Config, load_config
 from woodseg.models.checkpoint import load_checkpoint
 
@@ -231,19 +231,6 @@ def test_eval_prints_table_with_split_and_protocol(runs, which):
 # ---- bad input: exit code 2, one error line with a fix, no traceback -------------------------------------
 
 
-def run_main(monkeypatch, capsys, *args: object) -> tuple[int, str, str]:
-    """Call the real entry point in-process (the error handling lives in ``main``, not in the typer app)."""
-    monkeypatch.setattr(sys, "argv", ["woodseg", *map(str, args)])
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        with pytest.raises(SystemExit) as exc:
-            main()
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    cap = capsys.readouterr()
-    return exc.value.code, cap.out, cap.err
 
 
 def assert_clean_error(code: int, out: str, err: str, one_line: bool = True) -> str:

@@ -16,11 +16,15 @@ from woodseg.fsutil import read_jsonl
 from woodseg.models.checkpoint import load_checkpoint
 
 
+def _torchrun() -> Path:
+    """The torchrun beside this interpreter (the venv's), else the one on PATH."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return torchrun if torchrun.exists() else Path(shutil.which("torchrun") or "torchrun")
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes(tiny_voc, tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    if not torchrun.exists():
-        torchrun = Path(shutil.which("torchrun") or "torchrun")
+    torchrun = _torchrun()
     base = tmp_path / "base"
     over = tiny_overrides(tiny_voc, base, **{"wood.variant": "none", "runtime.threads": 1})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -161,9 +165,7 @@ def test_torchrun_runs_every_stage_with_per_image_stages_sharded(tiny_voc, tmp_p
 
     import numpy as np
 
-    torchrun = Path(sys.executable).with_name("torchrun")
-    if not torchrun.exists():
-        torchrun = Path(shutil.which("torchrun") or "torchrun")
+    torchrun = _torchrun()
     out = tmp_path / "run"
     over = tiny_overrides(tiny_voc, out, **{"wood.variant": "none", "runtime.cam_batch_size": 2})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

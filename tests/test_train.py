@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import tiny_overrides
+from helpers import run_main, tiny_overrides
 from woodseg.config import load_config
 from woodseg.errors import ConfigError, DataError, OutputError, TrainingError
 from woodseg.fsutil import read_jsonl
@@ -183,20 +183,8 @@ def test_out_dir_under_a_file_is_a_clear_error(tiny_voc, tmp_path):
 
 
 def _cli(monkeypatch, capsys, *args: object) -> tuple[int, str]:
-    import logging
-
-    from woodseg.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["woodseg", *map(str, args)])
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        with pytest.raises(SystemExit) as exc:
-            main()
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    return exc.value.code, capsys.readouterr().err
+    code, _, err = run_main(monkeypatch, capsys, *args)
+    return code, err
 
 
 def test_full_disk_during_training_exits_2_and_keeps_the_last_checkpoint(tiny_voc, tmp_path, monkeypatch, capsys):

@@ -3,18 +3,15 @@ IRN/AdvCAM/W-OoD classifier files load with the same logits as woodseg's own wei
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from helpers import tiny_overrides
-from woodseg.cli import main
+from helpers import run_main, tiny_overrides
 from woodseg.config import ModelConfig
 from woodseg.data.dataset import VOC_CLASSES
 from woodseg.errors import CheckpointError
@@ -50,16 +47,8 @@ def _tiny_net(outputs: int = 3):
 
 
 def _run_cli(monkeypatch, capsys, *args: object) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["woodseg", *map(str, args)])
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        with pytest.raises(SystemExit) as exc:
-            main()
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    return exc.value.code, capsys.readouterr().err
+    code, _, err = run_main(monkeypatch, capsys, *args)
+    return code, err
 
 
 # ---- refusing code -----------------------------------------------------------------------------------------
