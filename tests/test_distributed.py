@@ -26,7 +26,8 @@ def _torchrun() -> Path:
 def test_torchrun_two_processes(tiny_voc, tmp_path):
     torchrun = _torchrun()
     base = tmp_path / "base"
-    over = tiny_overrides(tiny_voc, base, **{"wood.variant": "none", "runtime.threads": 1})
+    frozen_bn = {"model.freeze_bn": True, "runtime.threads": 1}  # batch statistics would couple a rank's images
+    over = tiny_overrides(tiny_voc, base, **{"wood.variant": "none", **frozen_bn})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "train", "-q", *over]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -38,12 +39,22 @@ def test_torchrun_two_processes(tiny_voc, tmp_path):
     assert proc.stdout.count("classifier:") == 1  # and only rank 0 prints the result line
     # W-OoD with centres computed on rank 0 and shared through the file
     wood = tmp_path / "wood"
-    over = tiny_overrides(tiny_voc, wood, **{"wood.variant": "official", "runtime.threads": 1,
-                                             "train.init_from": base / "classifier/last.pt"})
+    wood_over = {"wood.variant": "official", "train.init_from": base / "classifier/last.pt", **frozen_bn}
+    over = tiny_overrides(tiny_voc, wood, **wood_over)
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "train", "-q",
                            *over], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert (wood / "classifier/centres.npz").exists()
+    # one process on the same global batch trains the same weights, baseline and W-OoD alike
+    for name, extra in (("base", {"wood.variant": "none", **frozen_bn}), ("wood", wood_over)):
+        one = tmp_path / f"one-{name}"
+        proc = subprocess.run([sys.executable, "-m", "woodseg", "train", "-q",
+                               *tiny_overrides(tiny_voc, one, **extra)], capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+        single, double = load_checkpoint(one / "classifier/last.pt"), load_checkpoint(tmp_path / name / "classifier/last.pt")
+        for key, value in single["model"].items():
+            torch.testing.assert_close(double["model"][key], value, rtol=1e-4, atol=1e-5, msg=f"{name}: {key}")
 
 
 # --- the official variant's batch-wide quantities under DDP: 2 Gloo processes equal 1 -------------------------
