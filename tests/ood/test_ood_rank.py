@@ -197,3 +197,30 @@ def test_ranking_naming_a_class_twice_is_refused_before_review(checkpoint, pool,
     with pytest.raises(DataError) as exc:
         load_ranked(out)
     assert f"'{CLASSES[0]}'" in str(exc.value) and "ranked.json" in str(exc.value)
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_exact_shards_and_rank0_merges(checkpoint, pool, tmp_path):
+    """`torchrun --nproc_per_node=2 -m woodseg ood rank`: each process its share, rank 0 merges, same candidates."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    torchrun = torchrun if torchrun.exists() else Path(shutil.which("torchrun") or "torchrun")
+    common = ["--checkpoint", str(checkpoint), "--pool", str(pool), "--threshold", "0.45",
+              "wood.ood_long_side=40", "runtime.score_batch_size=3", "runtime.device=cpu", "runtime.threads=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two, one = tmp_path / "two", tmp_path / "one"
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "ood", "rank",
+                           "--out", str(two), *common], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert sorted(p.name for p in (two / "parts").iterdir()) == ["shard-000-of-002", "shard-001-of-002"]
+    assert proc.stdout.count("ranked candidates of 2 processes") == 1  # rank 0 alone merges
+    proc = subprocess.run([sys.executable, "-m", "woodseg", "ood", "rank", "--out", str(one), *common],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert {k: [c.entry for c in v] for k, v in load_ranked(two).candidates.items()} == \
+        {k: [c.entry for c in v] for k, v in load_ranked(one).candidates.items()}
+    np.testing.assert_allclose(_scores(two), _scores(one), atol=2e-5)

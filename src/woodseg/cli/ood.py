@@ -144,7 +144,7 @@ def rank_cmd(
     overrides: list[str] = typer.Argument(None, help="Config overrides, e.g. wood.ood_long_side=96 runtime.score_batch_size=32."),
     checkpoint: Path | None = typer.Option(None, help="Trained classifier; default: the config's out_dir/classifier/last.pt."),
     root: Path | None = typer.Option(None, help="Image root (default: from the pool's .json, else its folder)."),
-    shard: str = typer.Option("0/1", help="This process's share, i/n (0-based). Run every i of n, then `merge`."),
+    shard: str | None = typer.Option(None, help="This process's share, i/n (0-based). Run every i of n, then `merge`. Default: torchrun's RANK/WORLD_SIZE, else the whole pool."),
     threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Keep images with p(c) >= this for some class (paper: 0.5)."),
     flag: list[str] = typer.Option([], "--flag", help="Also compute likely-positive evidence: compactness (free) and/or stability (4 extra passes per candidate)."),
     flush_every: int = typer.Option(256, min=1, help="Write results to disk every this many images (resume point)."),
@@ -156,7 +156,7 @@ def rank_cmd(
 
     Resumable: re-run the same command after an interruption and it continues.
 
-    Sharded: start --shard 0/4 ... --shard 3/4 on several processes or machines (same --out on a shared disk, or copy the parts/ folders together), then `woodseg ood merge`. With one shard it merges by itself.
+    Sharded: start --shard 0/4 ... --shard 3/4 on several processes or machines (same --out on a shared disk, or copy the parts/ folders together), then `woodseg ood merge`. With one shard it merges by itself. Under `torchrun --nproc_per_node=N -m woodseg ood rank ...` each process scores its exact share and rank 0 merges once all are done.
     """
     from woodseg.config import load_config
     from woodseg.models.cam_net import classifier_meta
@@ -172,12 +172,22 @@ def rank_cmd(
                           fix="pass --checkpoint, or -c the config of the run that trained it")
     long_side, train_range = scoring_long_side(cfg.wood.ood_long_side, classifier_meta(ckpt), cfg.train.resize_long)
     set_threads(cfg.runtime.threads)
-    sh = Shard.parse(shard)
+    sh = Shard.resolve(shard)
     where = rank_shard(ckpt, pool, out, root=root, shard=sh, threshold=threshold,
                        batch_size=cfg.runtime.score_batch_size, long_side=long_side, train_resize_long=train_range,
                        strict=strict, device=cfg.runtime.device, flags=flag, on_bad_image=cfg.data.on_bad_image,
                        flush_every=flush_every, workers=cfg.runtime.workers)
     side = "native size" if long_side is None else f"long side {long_side} px"
+    if shard is None and sh.count > 1:  # torchrun: wait for every rank's part, then rank 0 merges (and verifies)
+        from woodseg.ood.rank import merge_parts
+        from woodseg.train.distributed import hold_process_group, stage_barrier
+
+        with hold_process_group(cfg.runtime.device) as info:
+            stage_barrier(cfg.runtime.device)
+            if info.is_main:
+                merge_parts(out, threshold=threshold)
+                typer.echo(f"ranked candidates of {sh.count} processes (at {side}) in {out}/candidates")
+        return
     if sh.count == 1:
         typer.echo(f"ranked candidates (at {side}) in {out}/candidates; next: woodseg ood review --ranked {out} --db {out}/review.sqlite")
     else:
