@@ -187,3 +187,32 @@ def test_predict_refuses_other_classes_and_unfinished_training(tiny_voc, trained
     with pytest.raises(CheckpointError, match="stopped at step 3"):
         predict_stage(_cfg(tiny_voc, tmp_path / "half"), progress=False)
     assert not np.any([p.exists() for p in (tmp_path / "wrong" / "predictions").glob("*/*.png")])
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_and_predict(tiny_voc, tmp_path) -> None:
+    """`woodseg run --from segmenter --to predict` as a 2-process DDP job (Gloo): one global batch, rank 0
+    logs, each rank predicts its shard."""
+    import os
+    import subprocess
+    import sys
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        torchrun = Path(shutil.which("torchrun") or "torchrun")
+    out = tmp_path / "ddp"
+    over = tiny_overrides(tiny_voc, out, **{**SEG, "segmenter.iterations": 4, "predict.crf": False,
+                                            "runtime.device": "cpu"})
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "run", "-q", "--from", "segmenter",
+           "--to", "predict", *over]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stderr.count("global batch 4 = 2 process(es) x 2") == 1
+    state = load_checkpoint(out / "segmenter" / "last.pt")
+    assert state["finished"] and state["step"] == 4
+    steps = [json.loads(x)["step"] for x in (out / "segmenter" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    val = (tiny_voc / "ImageSets/Segmentation/val.txt").read_text().split()
+    assert sorted(p.stem for p in (out / "predictions" / "val").glob("*.png")) == sorted(val)
+    assert len(list((out / "predictions" / "val" / "shards").glob("*.json"))) == 2
