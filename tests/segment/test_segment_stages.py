@@ -175,6 +175,24 @@ def test_predict_two_shards_equal_one_and_crf_folder_written(tiny_voc, trained, 
     predict_stage(_cfg(tiny_voc, tmp_path / "one", **crf), progress=False)
     assert first.read_bytes() == before
 
+    # --restart on shard 0 of 2 remakes its own files only
+    two = _cfg(tiny_voc, tmp_path / "two", **crf)
+    stamps = {p: p.stat().st_mtime_ns for f in outs["two"] for p in f.glob("*.png")}
+    predict_stage(two, progress=False, shard=Shard(0, 2), restart=True)
+    redone = sorted((p.parent.name, p.stem) for p in stamps if p.stat().st_mtime_ns != stamps[p])
+    # 4 equally sized images in batches of 2: shard 0 holds the first batch, in both folders
+    assert redone == sorted((f, i) for f in ("val", "val-crf") for i in ids[:2])
+
+    # another segmenter (its content changed) remakes every prediction
+    ckpt = tmp_path / "two" / "segmenter" / "last.pt"
+    state = load_checkpoint(ckpt)
+    state["model"] = {k: v + 0.01 if k.endswith("aspp.convs.0.bias") else v for k, v in state["model"].items()}
+    save_checkpoint(ckpt, state)
+    stamps = {p: p.stat().st_mtime_ns for f in outs["two"] for p in f.glob("*.png")}
+    for sh in (Shard(0, 2), Shard(1, 2)):
+        predict_stage(two, progress=False, shard=sh)
+    assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())
+
 
 def test_predict_refuses_other_classes_and_unfinished_training(tiny_voc, trained, tmp_path) -> None:
     state = load_checkpoint(trained / "segmenter" / "last.pt")

@@ -155,6 +155,9 @@ def _train(cfg: Config, info: Any, restart: bool, progress: bool) -> Path:
     extra = {"format": SEGMENTER_FORMAT, "classes": list(ds.class_names), "backbone": s.backbone,
              "msc_scales": list(s.msc_scales), "freeze_bn": s.freeze_bn, "labels": s.labels, "split": split,
              "record": record["fingerprint"], "inputs": record["inputs"]}
+    if info.is_main and s.freeze_bn and s.weights is None:
+        log.warning("segmenter.freeze_bn with a random backbone keeps BatchNorm at its initial statistics "
+                    "(mean 0, variance 1), which usually diverges; set segmenter.freeze_bn=false or give weights")
     if info.is_main:
         log.info("segmenter: %s on %d images of '%s' (%s labels), %d steps, global batch %d = %d process(es) x %d%s",
                  s.backbone, len(ids), split, s.labels, max_steps, b, world, b // world,
