@@ -296,7 +296,8 @@ class PredictConfig(_Section):
                                 description="Test scales (each also mirrored if flip); logits fused then softmax.")
     flip: bool = Field(True, description="Add each scale's horizontal mirror.")
     fuse: Literal["mean", "max"] = Field("mean", description="How the scales' logits are fused.")
-    batch_size: int = Field(8, ge=1, description="Images per driver batch (the CRF runs over a batch in parallel).")
+    batch_size: int = Field(16, ge=1, description="Images per driver batch: the CRF runs over one batch in parallel "
+                            "processes, so use at least crf_processes.")
     crf: bool = Field(True, description="Also write predictions/<split>-crf/ refined by the dense CRF.")
     crf_iterations: int = Field(10, ge=1, description="Mean-field iterations.")
     crf_gauss_sxy: float = Field(1.0, gt=0, description="Gaussian kernel: spatial std.")
