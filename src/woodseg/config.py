@@ -305,7 +305,8 @@ class PredictConfig(_Section):
     crf_bi_sxy: float = Field(67.0, gt=0, description="Bilateral kernel: spatial std (COCO repos use 121).")
     crf_bi_srgb: float = Field(3.0, gt=0, description="Bilateral kernel: colour std (COCO repos use 5).")
     crf_bi_compat: float = Field(4.0, ge=0, description="Bilateral kernel: weight.")
-    crf_processes: int | None = Field(None, ge=1, description="CRF worker processes; default: every CPU core.")
+    crf_processes: int | None = Field(None, ge=1, description="CRF worker processes; default: the CPU cores divided among "
+                                         "this machine's torchrun processes.")
 
     @field_validator("scales")
     @classmethod

@@ -14,6 +14,7 @@ protocol (split, scales, flip, fusion, CRF parameters) and the segmenter checkpo
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,13 @@ def crf_params(p: PredictConfig) -> CrfParams:
                      bi_sxy=p.crf_bi_sxy, bi_srgb=p.crf_bi_srgb, bi_compat=p.crf_bi_compat)
 
 
+def crf_workers(p: PredictConfig) -> int:
+    """``predict.crf_processes``, else the CPU cores shared among the torchrun processes of this machine."""
+    if p.crf_processes:
+        return p.crf_processes
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def _crf_labels(job: tuple[np.ndarray, np.ndarray, CrfParams]) -> np.ndarray:
     """One image's CRF-refined labels (module level: it runs in worker processes)."""
     image, probs, params = job
@@ -294,7 +302,7 @@ def _predict_split(model: MSC, ds: LabelledImageSet, ids: list[str], paths: RunP
                 if not plain.path(i).exists():
                     save_palette_png(plain.path(i), pr.argmax(0).astype(np.uint8))
             jobs = [(im, pr, params) for (_, im), pr in zip(batch, probs, strict=True)]
-            return map_processes(_crf_labels, jobs, p.crf_processes, chunksize=1)
+            return map_processes(_crf_labels, jobs, crf_workers(p), chunksize=1)
 
         crf_folder = ItemFolder(paths.predictions(split, crf=True), ".png")
         run_items(crf_folder, ids, protocol={**protocol, "crf": asdict(params)}, compute=refined, restart=restart,
