@@ -234,3 +234,11 @@ def test_torchrun_two_processes_train_and_predict(tiny_voc, tmp_path) -> None:
     val = (tiny_voc / "ImageSets/Segmentation/val.txt").read_text().split()
     assert sorted(p.stem for p in (out / "predictions" / "val").glob("*.png")) == sorted(val)
     assert len(list((out / "predictions" / "val" / "shards").glob("*.json"))) == 2
+
+
+def test_stages_follow_the_seeds_in_pipeline_order() -> None:
+    from woodseg.pipeline.stages import select, stage_names
+
+    names = stage_names()
+    assert names.index("eval") < names.index("segmenter") == names.index("predict") - 1
+    assert [s.name for s in select("segmenter", "predict")] == ["segmenter", "predict"]
