@@ -228,6 +228,101 @@ class EvalConfig(_Section):
         return v
 
 
+def _check_scales(v: list[float], what: str) -> list[float]:
+    bad = [s for s in v if not s > 0]
+    if bad:
+        raise ValueError(f"{what} must be above 0, got {bad}")
+    dups = duplicate_names(v)
+    if dups:
+        raise ValueError(f"lists {dups} more than once")
+    return v
+
+
+class SegmenterConfig(_Section):
+    """DeepLab-v2 trained on pseudo masks (or ground truth): deeplab-pytorch's ``configs/voc12.yaml`` settings."""
+
+    labels: Literal["masks", "gt"] = Field(
+        "masks", description="masks: the run's pseudo masks (out_dir/masks/<id>.png); gt: the dataset's ground-truth "
+        "masks (the fully supervised reference).")
+    split: str | None = Field(None, description="Split trained on; default: data.train_split.")
+    backbone: Literal["resnet10", "resnet18", "resnet50", "resnet101"] = Field(
+        "resnet101", description="ResNet with output stride 8 (layer3/layer4 dilated); small ones for CPU-scale runs.")
+    weights: str | None = Field(
+        None, description="A local torchvision-format ImageNet state dict for the backbone, 'imagenet' "
+        "(torchvision download), or null (random init).")
+    freeze_bn: bool = Field(True, description="BatchNorm in eval mode and not optimised (deeplab-pytorch).")
+    msc_scales: list[float] = Field(default_factory=lambda: [0.5, 0.75],
+                                    description="Extra MSC input scales besides 1.0 (logits max-fused); [] = single scale.")
+    batch_size: int = Field(
+        10, ge=1, description="Global batch per step (split over DDP processes). deeplab-pytorch takes 5 images "
+        "twice with gradient accumulation (10 effective); this engine has no accumulation, so a step takes all 10.")
+    iterations: int | None = Field(20000, ge=1, description="Optimiser steps (deeplab-pytorch: 20k); null: use epochs.")
+    epochs: int | None = Field(None, ge=1, description="Passes over the split instead of iterations (drop_last batches).")
+    lr: float = Field(2.5e-4, gt=0, description="Backbone learning rate (poly decay).")
+    aspp_weight_lr_mult: float = Field(10.0, ge=0, description="ASPP weights learn at lr x this.")
+    aspp_bias_lr_mult: float = Field(20.0, ge=0, description="ASPP biases learn at lr x this (no weight decay).")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
+    weight_decay: float = Field(5e-4, ge=0, description="L2 weight decay (not on ASPP biases).")
+    poly_power: float = Field(0.9, ge=0, description="lr = base * (1 - step/max_steps)^poly_power.")
+    crop_size: int = Field(321, ge=1, description="Square random crop; smaller images are padded (label 255).")
+    scales: list[float] = Field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5],
+                                description="Random rescale factors before the crop.")
+    seed: int = Field(0, ge=0, description="Seeds init, data order and augmentation.")
+    channels_last: bool = Field(True, description="NHWC memory format for the network and its inputs.")
+    checkpoint_every: int = Field(500, ge=1, description="Steps between resumable checkpoints.")
+    checkpoint_minutes: float | None = Field(30.0, gt=0, description="Also checkpoint after this many minutes.")
+    log_every: int = Field(10, ge=1, description="Steps between metrics.jsonl records.")
+
+    @field_validator("msc_scales", "scales")
+    @classmethod
+    def _scales(cls, v: list[float]) -> list[float]:
+        return _check_scales(v, "scales")
+
+    @model_validator(mode="after")
+    def _one_length(self) -> SegmenterConfig:
+        if (self.iterations is None) == (self.epochs is None):
+            raise ValueError("set exactly one of segmenter.iterations and segmenter.epochs (the other null)")
+        if not self.scales:
+            raise ValueError("segmenter.scales must list at least one scale")
+        return self
+
+
+class PredictConfig(_Section):
+    """Whole-image segmentation of the judged splits: scales x flip, optional dense CRF (deeplab-pytorch)."""
+
+    splits: list[str] | None = Field(None, description="Splits to predict; default: data.heldout_split "
+                                     "(else data.seed_split).")
+    scales: list[float] = Field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5],
+                                description="Test scales (each also mirrored if flip); logits fused then softmax.")
+    flip: bool = Field(True, description="Add each scale's horizontal mirror.")
+    fuse: Literal["mean", "max"] = Field("mean", description="How the scales' logits are fused.")
+    batch_size: int = Field(16, ge=1, description="Images per driver batch: the CRF runs over one batch in parallel "
+                            "processes, so use at least crf_processes.")
+    crf: bool = Field(True, description="Also write predictions/<split>-crf/ refined by the dense CRF.")
+    crf_iterations: int = Field(10, ge=1, description="Mean-field iterations.")
+    crf_gauss_sxy: float = Field(1.0, gt=0, description="Gaussian kernel: spatial std.")
+    crf_gauss_compat: float = Field(3.0, ge=0, description="Gaussian kernel: weight.")
+    crf_bi_sxy: float = Field(67.0, gt=0, description="Bilateral kernel: spatial std (COCO repos use 121).")
+    crf_bi_srgb: float = Field(3.0, gt=0, description="Bilateral kernel: colour std (COCO repos use 5).")
+    crf_bi_compat: float = Field(4.0, ge=0, description="Bilateral kernel: weight.")
+    crf_processes: int | None = Field(None, ge=1, description="CRF worker processes; default: the CPU cores divided among "
+                                         "this machine's torchrun processes.")
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("must list at least one scale")
+        return _check_scales(v, "scales")
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("must name at least one split (or be null: the held-out split)")
+        return v
+
+
 class RuntimeConfig(_Section):
     """How stages run (never what they compute): device, threads, workers, inference batch sizes."""
 
@@ -266,6 +361,8 @@ class Config(_Section):
     wood: WoodConfig = Field(default_factory=WoodConfig)
     cam: CamConfig = Field(default_factory=CamConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     demo: DemoConfig | None = Field(None, description="Only `woodseg demo` reads (and saves) this section.")
 

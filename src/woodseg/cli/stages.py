@@ -99,6 +99,38 @@ def register_stage_commands(app: typer.Typer) -> None:
             typer.echo(f"eval part of {sh.name} written; the last shard to finish writes eval/seeds.json")
 
     @app.command()
+    def segmenter(config: str = ConfigOpt, overrides: list[str] = OverridesArg, restart: bool = RestartOpt,
+                  quiet: bool = QuietOpt) -> None:
+        """Train DeepLab-v2 on the pseudo masks (segmenter.labels=masks) or ground truth (=gt).
+
+        Writes out_dir/segmenter/{last.pt, metrics.jsonl, config.yaml, stage.json}. Resumes after an
+        interruption; retrains when the masks change. Multi-GPU: torchrun --nproc_per_node=N -m woodseg segmenter.
+        """
+        from woodseg.segment.stages import segmenter_stage
+        from woodseg.train.distributed import env_rank
+
+        path = segmenter_stage(load_config(config, overrides or []), restart=restart, progress=not quiet)
+        if env_rank() == 0:
+            typer.echo(f"segmenter: {path}")
+
+    @app.command()
+    def predict(config: str = ConfigOpt, overrides: list[str] = OverridesArg,
+                checkpoint: Path = typer.Option(None, help="Segmenter to use; default out_dir/segmenter/last.pt."),
+                restart: bool = typer.Option(False, "--restart", help="Remake this shard's predictions."),
+                shard: str = ShardOpt, quiet: bool = QuietOpt) -> None:
+        """Segment the predict.splits (default: the held-out split): scales x flip, optional dense CRF.
+
+        Writes out_dir/predictions/<split>/<id>.png (+ <split>-crf/ with predict.crf) and index.json.
+        Sharded: --shard i/n on several processes or machines, or under torchrun.
+        """
+        from woodseg.runtime.shard import Shard
+        from woodseg.segment.stages import predict_stage
+
+        for folder in predict_stage(load_config(config, overrides or []), checkpoint=checkpoint, restart=restart,
+                                    progress=not quiet, shard=Shard.resolve(shard)):
+            typer.echo(f"predictions: {folder}")
+
+    @app.command()
     def run(config: str = ConfigOpt, overrides: list[str] = OverridesArg, quiet: bool = QuietOpt,
             start: str = typer.Option(None, "--from", help="First stage to run (default: the first)."),
             stop: str = typer.Option(None, "--to", help="Last stage to run (default: the last)."),

@@ -112,22 +112,23 @@ def build_deeplab(num_classes: int, backbone: str = "resnet101", weights: str | 
     return MSC(DeepLabV2(num_classes, backbone, weights, freeze_bn=freeze_bn), msc_scales)
 
 
-def param_groups(model: MSC, lr: float, weight_decay: float) -> list[dict[str, object]]:
+def param_groups(model: MSC, lr: float, weight_decay: float, weight_mult: float = 10.0,
+                 bias_mult: float = 20.0) -> list[dict[str, object]]:
     """deeplab-pytorch's three groups: backbone weights at lr, ASPP weights at 10 lr, ASPP biases at 20 lr
     without weight decay. Frozen BatchNorm parameters are left out (they do not train)."""
     base = model.base
     backbone = [p for p in base.backbone.parameters() if p.requires_grad]
     aspp_w = [c.weight for c in base.aspp.convs]
     aspp_b = [c.bias for c in base.aspp.convs]
-    groups = [(backbone, 1.0, weight_decay), (aspp_w, 10.0, weight_decay), (aspp_b, 20.0, 0.0)]
+    groups = [(backbone, 1.0, weight_decay), (aspp_w, weight_mult, weight_decay), (aspp_b, bias_mult, 0.0)]
     return [{"params": ps, "lr": lr * mult, "initial_lr": lr * mult, "weight_decay": wd}
             for ps, mult, wd in groups if ps]
 
 
-def deeplab_optimizer(model: MSC, lr: float = 2.5e-4, momentum: float = 0.9, weight_decay: float = 5e-4
-                      ) -> torch.optim.SGD:
+def deeplab_optimizer(model: MSC, lr: float = 2.5e-4, momentum: float = 0.9, weight_decay: float = 5e-4,
+                      weight_mult: float = 10.0, bias_mult: float = 20.0) -> torch.optim.SGD:
     """SGD over :func:`param_groups` (deeplab-pytorch ``main.py``); pair it with poly(0.9) decay."""
-    return torch.optim.SGD(param_groups(model, lr, weight_decay), lr=lr, momentum=momentum)
+    return torch.optim.SGD(param_groups(model, lr, weight_decay, weight_mult, bias_mult), lr=lr, momentum=momentum)
 
 
 def msc_loss(outputs: torch.Tensor | list[torch.Tensor], labels: torch.Tensor, ignore_index: int = 255

@@ -42,10 +42,24 @@ def _eval(cfg: Config, *, restart: bool = False, progress: bool = True, shard: A
                       console=console)
 
 
+def _segmenter(cfg: Config, *, restart: bool = False, progress: bool = True, **_: Any) -> Any:
+    from woodseg.segment.stages import segmenter_stage
+
+    return segmenter_stage(cfg, restart=restart, progress=progress)
+
+
+def _predict(cfg: Config, *, restart: bool = False, progress: bool = True, shard: Any = None, **_: Any) -> Any:
+    from woodseg.segment.stages import predict_stage
+
+    return predict_stage(cfg, restart=restart, progress=progress, shard=shard)
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("train", "classifier/last.pt", _train),
     Stage("cam", "seeds/<id>.npz", _cam),
     Stage("eval", "eval/seeds.json", _eval),
+    Stage("segmenter", "segmenter/last.pt", _segmenter),
+    Stage("predict", "predictions/<split>[-crf]/<id>.png", _predict),
 )
 
 

@@ -4,11 +4,15 @@ SGD with three groups (backbone 1x, ASPP weights 10x, ASPP biases 20x without we
 weight decay 5e-4, lr 2.5e-4 with poly(0.9) decay, cross entropy summed over the MSC outputs. deeplab-pytorch
 accumulates two batches of 5; here a step takes the whole batch (set the batch size to 10), which gives the
 same update up to how the per-pixel mean is weighted between the two halves.
+
+On CUDA the forward pass runs under autocast (bfloat16 where the GPU supports it, else float16 with a
+GradScaler); on the CPU it stays float32.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +26,58 @@ from woodseg.train.engine import Engine
 DEEPLAB_TRAIN = {"lr": 2.5e-4, "momentum": 0.9, "weight_decay": 5e-4, "poly_power": 0.9}
 
 
-def deeplab_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 on a CUDA device that supports it, float16 on an older one, None (float32) elsewhere."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """CUDA autocast at ``dtype``; a no-op for None (never autocast on the CPU)."""
+    if dtype is None or device.type != "cuda":
+        yield
+        return
+    with torch.autocast("cuda", dtype=dtype):
+        yield
+
+
+def deeplab_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], dtype: torch.dtype | None = None,
+                 channels_last: bool = False) -> dict[str, torch.Tensor]:
     """Loss terms of one batch ``{"img": [B, 3, S, S], "label": [B, S, S]}``."""
     device = next(model.parameters()).device
-    return {"ce": msc_loss(model(batch["img"].to(device)), batch["label"].to(device))}
+    x = batch["img"].to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(device, dtype):
+        outputs = model(x)
+    outputs = [o.float() for o in outputs] if isinstance(outputs, list) else outputs.float()
+    return {"ce": msc_loss(outputs, batch["label"].to(device, non_blocking=True))}
 
 
-def train_deeplab(model: MSC, batches: Iterable[dict[str, torch.Tensor]], *, cfg: TrainConfig, max_steps: int,
+def train_deeplab(model: MSC, batches: Iterable[dict[str, torch.Tensor]] | Callable[[int], Iterable[Any]], *, cfg: TrainConfig, max_steps: int,
                   steps_per_epoch: int, out_dir: Path, run_fingerprint: str, extra: dict[str, Any] | None = None,
                   runner: torch.nn.Module | None = None, dist: DistInfo | None = None, restart: bool = False,
-                  progress: bool = True) -> None:
-    """Train with the engine (resumable ``last.pt``, metrics.jsonl); ``runner`` may be the DDP-wrapped model."""
-    optimizer = deeplab_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
+                  progress: bool = True, lr_mults: tuple[float, float] = (10.0, 20.0), channels_last: bool = False,
+                  desc: str = "deeplab") -> None:
+    """Train with the engine (resumable ``last.pt``, metrics.jsonl); ``runner`` may be the DDP-wrapped model.
+
+    ``lr_mults`` are the ASPP weight and bias learning-rate multipliers. ``batches`` is an iterable, or a
+    function of the step training resumes from that returns the batches from that step on.
+    """
+    optimizer = deeplab_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay, *lr_mults)
     runner = runner or model
+    device = next(model.parameters()).device
+    dtype = autocast_dtype(device)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     engine = Engine(runner, model, optimizer, max_steps=max_steps, steps_per_epoch=steps_per_epoch,
                     out_dir=out_dir, cfg=cfg, run_fingerprint=run_fingerprint,
                     make_checkpoint=lambda: {"model": model.state_dict(), **(extra or {})}, dist=dist,
-                    progress=progress, desc="deeplab")
+                    progress=progress, desc=desc, scaler=scaler)
     start, finished = engine.resume(restart)
     if finished:
         return
-    engine.run(batches, lambda b: deeplab_step(runner, b), start)
+    if callable(batches):
+        batches = batches(start)
+    engine.run(batches, lambda b: deeplab_step(runner, b, dtype, channels_last), start)

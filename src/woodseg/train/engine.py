@@ -64,8 +64,9 @@ class Engine:
     def __init__(self, runner: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, *, max_steps: int,
                  steps_per_epoch: int, out_dir: Path, cfg: TrainConfig, run_fingerprint: str,
                  make_checkpoint: Callable[[], dict[str, Any]], dist: DistInfo | None = None,
-                 progress: bool = True, desc: str = "train") -> None:
-        """``runner`` is what a step calls (possibly DDP-wrapped); ``model`` is what the checkpoint holds."""
+                 progress: bool = True, desc: str = "train", scaler: torch.amp.GradScaler | None = None) -> None:
+        """``runner`` is what a step calls (possibly DDP-wrapped); ``model`` is what the checkpoint holds;
+        ``scaler`` scales the loss of float16 autocast steps (its state is checkpointed)."""
         self.runner, self.model, self.optimizer = runner, model, optimizer
         self.max_steps, self.steps_per_epoch = max_steps, steps_per_epoch
         self.out_dir, self.cfg, self.run_fingerprint = Path(out_dir), cfg, run_fingerprint
@@ -75,6 +76,7 @@ class Engine:
         self.ckpt_path = self.out_dir / "last.pt"
         self.metrics_path = self.out_dir / "metrics.jsonl"
         self.saved_at = time.monotonic()
+        self.scaler = scaler
 
     # ---- checkpoints -------------------------------------------------------------------------------------
 
@@ -96,6 +98,8 @@ class Engine:
             )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         step = int(state["step"])
         if self.dist.is_main and self.metrics_path.exists():  # drop records newer than the checkpoint
             kept = [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) <= step]
@@ -109,6 +113,8 @@ class Engine:
         state = self.make_checkpoint()
         state.update(optimizer=self.optimizer.state_dict(), step=step, finished=finished,
                      run_fingerprint=self.run_fingerprint, max_steps=self.max_steps)
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         save_checkpoint(self.ckpt_path, state)
         self.saved_at = time.monotonic()
 
@@ -160,8 +166,13 @@ class Engine:
                         fix="lower train.lr or wood.lam, check the inputs, then re-run (it resumes from the checkpoint)",
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    self.optimizer.step()
                 step += 1
                 n_images += int(batch_size_of(batch))
                 bar.update(1)
