@@ -1,4 +1,4 @@
-"""Stage subcommands: config, train, cam, eval, run, demo. Each takes ``--config`` and ``key=value`` overrides.
+"""Stage subcommands: config, train, cam, eval, run, demo (refinement commands: :mod:`woodseg.cli.refine`). Each takes ``--config`` and ``key=value`` overrides.
 
 Every stage reads and writes files under the config's ``out_dir`` and saves its resolved config there,
 so stages can be re-run, resumed after a crash (they skip finished work) and inspected alone.
@@ -110,6 +110,10 @@ def register_stage_commands(app: typer.Typer) -> None:
         from woodseg.pipeline.stages import run_stages
 
         run_stages(load_config(config, overrides or []), start=start, stop=stop, progress=not quiet, restart=restart)
+
+    from woodseg.cli.refine import register_refine_commands
+
+    register_refine_commands(app)
 
 
 def register_demo_command(app: typer.Typer) -> None:
