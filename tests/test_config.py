@@ -19,7 +19,8 @@ from woodseg.config import (
 )
 from woodseg.errors import ConfigError
 
-SECTIONS = {"name", "out_dir", "data", "model", "train", "wood", "cam", "eval", "runtime"}
+SECTIONS = {"name", "out_dir", "data", "model", "train", "wood", "cam", "eval", "ir_labels", "irn", "walk",
+            "runtime"}
 
 
 def test_defaults_validate():

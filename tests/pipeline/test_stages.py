@@ -18,6 +18,8 @@ from woodseg.runtime.paths import RunPaths
 
 def test_stage_order_and_selection():
     assert stage_names()[:3] == ["train", "cam", "eval"]
+    names = stage_names()  # refinement in pipeline order; eval_predictions last
+    assert names[3:7] == ["ir_labels", "irn", "masks", "eval_masks"] and names[-1] == "eval_predictions"
     assert [s.name for s in select("cam", "eval")] == ["cam", "eval"]
     assert [s.name for s in select(None, "train")] == ["train"]
     with pytest.raises(ConfigError, match="no such stage"):
@@ -41,15 +43,15 @@ def test_replacing_f_in_retrains_wood_and_remakes_its_seeds_unchanged_rerun_skip
     wood = load_config(None, tiny_overrides(tiny_voc, tmp_path / "wood", **{"wood.variant": "paper",
                                                                             "train.init_from": ckpt}))
     run = RunPaths.of(wood)
-    run_stages(wood, progress=False)
+    run_stages(wood, stop="eval", progress=False)
     before = _stamps(run)
     weights = torch.load(run.checkpoint, map_location="cpu", weights_only=True)["model"]
 
-    run_stages(wood, progress=False)  # nothing changed: nothing is redone
+    run_stages(wood, stop="eval", progress=False)  # nothing changed: nothing is redone
     assert _stamps(run) == before
 
     shutil.copyfile(RunPaths(other).checkpoint, ckpt)  # F_in's file now holds another model
-    run_stages(wood, progress=False)
+    run_stages(wood, stop="eval", progress=False)
     after = _stamps(run)
     assert all(after[k] != before[k] for k in before), "W-OoD, its seeds and its evaluation must be redone"
     again = torch.load(run.checkpoint, map_location="cpu", weights_only=True)["model"]
@@ -57,7 +59,7 @@ def test_replacing_f_in_retrains_wood_and_remakes_its_seeds_unchanged_rerun_skip
     record = torch.load(run.checkpoint, map_location="cpu", weights_only=True)["inputs"]["init_from"]
     assert record["path"] == str(ckpt)
 
-    run_stages(wood, progress=False)
+    run_stages(wood, stop="eval", progress=False)
     assert _stamps(run) == after
 
 
