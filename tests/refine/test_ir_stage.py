@@ -7,11 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from refine_helpers import copy_run, seeded_run
 
 from helpers import random_checkpoint
+from refine_helpers import copy_run, seeded_run
 from woodseg.data.images import load_mask
 from woodseg.errors import DataError
+from woodseg.refine.ir_labels import IR_THRESHOLDS
 from woodseg.refine.ir_stage import ir_labels_stage
 from woodseg.runtime.shard import Shard
 from woodseg.seeds.stage import cam_stage
@@ -93,3 +94,15 @@ def test_changed_thresholds_are_refused_without_restart(tiny_voc, seeded, tmp_pa
     with pytest.raises(DataError, match="another protocol"):
         ir_labels_stage(other, progress=False)
     ir_labels_stage(other, progress=False, restart=True)
+
+
+def test_thresholds_resolve_from_presets():
+    from woodseg.config import IrLabelsConfig
+    from woodseg.errors import ConfigError
+    from woodseg.refine.ir_stage import ir_thresholds
+
+    assert ir_thresholds(IrLabelsConfig(preset="wood")) == IR_THRESHOLDS["wood"]
+    t = ir_thresholds(IrLabelsConfig(preset="irn", bg=0.1))
+    assert (t.fg, t.bg) == (0.30, 0.1)
+    with pytest.raises(ConfigError, match="bg <= ir_labels.fg"):
+        ir_thresholds(IrLabelsConfig(preset="irn", bg=0.5))

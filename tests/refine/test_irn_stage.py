@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from refine_helpers import copy_run, seeded_run
 
+from refine_helpers import copy_run, seeded_run
 from woodseg.errors import DataError, TrainingError
 from woodseg.fsutil import read_jsonl
 from woodseg.models.cam_net import load_classifier
@@ -81,3 +81,23 @@ def test_changed_ir_labels_retrain_other_settings_are_refused(tiny_voc, labelled
 
     with pytest.raises(DataError, match="IRN was trained for classes"):
         load_irn(ckpt, ("a", "b", "c"))
+
+
+def test_ir_labels_of_another_size_or_class_list_are_refused(tiny_voc, labelled, tmp_path):
+    import json
+
+    import numpy as np
+
+    from woodseg.data.palette import save_palette_png
+
+    cfg = copy_run(labelled, tmp_path / "run", tiny_voc)
+    index = cfg.out_dir / "ir_labels" / "index.json"
+    data = json.loads(index.read_text())
+    index.write_text(json.dumps({**data, "classes": ["cat", "dog", "cow"]}))
+    with pytest.raises(DataError, match="IR labels were made for classes"):
+        irn_stage(cfg, progress=False)
+    index.write_text(json.dumps(data))
+    victim = sorted((cfg.out_dir / "ir_labels").glob("*.png"))[0]
+    save_palette_png(victim, np.zeros((40, 48), np.uint8))
+    with pytest.raises(DataError, match="IR label is 40x48, its image is 48x48"):
+        irn_stage(cfg, progress=False)

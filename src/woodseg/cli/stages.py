@@ -103,7 +103,8 @@ def register_stage_commands(app: typer.Typer) -> None:
             start: str = typer.Option(None, "--from", help="First stage to run (default: the first)."),
             stop: str = typer.Option(None, "--to", help="Last stage to run (default: the last)."),
             restart: bool = typer.Option(False, "--restart", help="Discard the selected stages' earlier output.")) -> None:
-        """Run the pipeline's stages in order (train -> cam -> eval); each resumes or skips finished work.
+        """Run the pipeline's stages in order (train, cam, eval, ir_labels, irn, masks, eval_masks, ...); each
+        resumes or skips finished work.
 
         Stages whose inputs changed (e.g. the classifier train.init_from points to) are redone.
         """

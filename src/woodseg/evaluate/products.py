@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from tqdm import tqdm
 
 from woodseg.config import Config
 from woodseg.data.build import load_dataset
@@ -84,7 +85,7 @@ def seed_crf_result(cfg: Config, ds: LabelledImageSet, seed_dir: Path, threshold
     check_seed_folder(seed_dir, ds, ids, f"split '{split}'")
     n = ds.num_classes + 1
     total = np.zeros((n, n), dtype=np.int64)
-    for k in range(0, len(ids), CHUNK):
+    for k in tqdm(range(0, len(ids), CHUNK), desc=f"seed+CRF {split}", disable=not progress, leave=False):
         work = [(i, ds.image_path(i), seed_dir, ds.mask_path(i), threshold) for i in ids[k:k + CHUNK]]
         for pred, gt, seed_path, mask_path in map_processes(_seed_crf, work, cfg.runtime.refine_processes, 1):
             total += image_confusion(gt, pred, n, mask_path, seed_path)
