@@ -256,6 +256,13 @@ class IrnConfig(_Section):
     seed: int = Field(0, ge=0, description="Seeds head init, data order and augmentation.")
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
 
+    @field_validator("scale_range")
+    @classmethod
+    def _scale_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError(f"need 0 < low <= high, got {list(v)}; write [low, high] (IRN: [0.5, 1.5])")
+        return v
+
     @field_validator("crop_size")
     @classmethod
     def _crop4(cls, v: int) -> int:

@@ -63,7 +63,7 @@ def ir_labels_stage(cfg: Config, *, restart: bool = False, progress: bool = True
     protocol = {"what": "IR labels (0 background, c+1 class c, 255 uncertain)", "split": split,
                 "preset": cfg.ir_labels.preset, "fg": thresholds.fg, "bg": thresholds.bg, "crf": cfg.ir_labels.crf,
                 "crf_params": asdict(LABEL_CRF) if cfg.ir_labels.crf else None, "classes": list(ds.class_names),
-                "seed_method": index.get("method"), "seed_dir": str(seed_dir), "batch_size": BATCH}
+                "seed_method": index.get("method"), "batch_size": BATCH}  # the seeds: by content, in inputs
     processes = cfg.runtime.refine_processes
 
     def load(image_id: str) -> tuple[np.ndarray, Any]:

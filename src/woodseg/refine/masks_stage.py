@@ -69,8 +69,7 @@ def masks_stage(cfg: Config, *, restart: bool = False, progress: bool = True, sh
     protocol = {"what": "pseudo masks (IRN random walk; 0 background, c+1 class c)", "splits": splits,
                 "preset": cfg.walk.preset, **asdict(params), "edge_pad": cfg.walk.edge_pad,
                 "irn_backbone": meta.get("backbone"), "classes": list(ds.class_names),
-                "seed_method": index.get("method"), "seed_dir": str(seed_dir), "irn_checkpoint": str(ckpt),
-                "batch_size": BATCH}
+                "seed_method": index.get("method"), "batch_size": BATCH}  # the seeds and IRN: by content, in inputs
     processes = cfg.runtime.refine_processes
 
     def load(image_id: str) -> tuple[np.ndarray, Any]:
