@@ -19,8 +19,8 @@ from woodseg.config import (
 )
 from woodseg.errors import ConfigError
 
-SECTIONS = {"name", "out_dir", "data", "model", "train", "wood", "cam", "eval", "runtime",
-            "segmenter", "predict"}
+SECTIONS = {"name", "out_dir", "data", "model", "train", "wood", "cam", "eval", "ir_labels", "irn", "walk",
+            "segmenter", "predict", "runtime"}
 
 
 def test_defaults_validate():

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from helpers import tiny_overrides
+from woodseg.data.images import load_mask
 from woodseg.fsutil import read_jsonl
 from woodseg.models.checkpoint import load_checkpoint
 
@@ -177,23 +178,35 @@ def test_torchrun_runs_every_stage_with_per_image_stages_sharded(tiny_voc, tmp_p
     import numpy as np
 
     torchrun = _torchrun()
+    from refine_helpers import REFINE
+
+    refine = {**REFINE, "wood.variant": "none", "runtime.cam_batch_size": 2, "irn.batch_size": 8}
     out = tmp_path / "run"
-    over = tiny_overrides(tiny_voc, out, **{"wood.variant": "none", "runtime.cam_batch_size": 2})
+    over = tiny_overrides(tiny_voc, out, **refine)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "run", "-q", *over],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "run", "-q",
+                           "--to", "masks", *over], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    assert sorted(p.name for p in (out / "seeds" / "shards").iterdir()) == ["shard-000-of-002.json",
-                                                                             "shard-001-of-002.json"]
+    for product in ("seeds", "ir_labels", "masks"):
+        assert sorted(p.name for p in (out / product / "shards").iterdir()) == ["shard-000-of-002.json",
+                                                                                 "shard-001-of-002.json"]
+    assert json.loads((out / "irn" / "stage.json").read_text())["config"]["world"] == 2  # IRN trained as DDP
     sharded = json.loads((out / "eval" / "seeds.json").read_text())
-    # the same seeds and numbers as one process
+    # the same seeds, numbers, IR labels and masks (from the same IRN) as one process
     one = tmp_path / "one"
     shutil.copytree(out / "classifier", one / "classifier")
-    single = tiny_overrides(tiny_voc, one, **{"wood.variant": "none", "runtime.cam_batch_size": 2})
-    proc = subprocess.run([sys.executable, "-m", "woodseg", "run", "-q", "--from", "cam", *single],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    shutil.copytree(out / "irn", one / "irn")
+    single = tiny_overrides(tiny_voc, one, **refine)
+    for args in (["run", "--from", "cam", "--to", "ir_labels"], ["masks"]):
+        proc = subprocess.run([sys.executable, "-m", "woodseg", *args, "-q", *single],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     for f in sorted((out / "seeds").glob("*.npz")):
         with np.load(f) as a, np.load(one / "seeds" / f.name) as b:
             np.testing.assert_array_equal(a["high_res"], b["high_res"])
+    for product in ("ir_labels", "masks"):
+        files = sorted((out / product).glob("*.png"))
+        assert len(files) == 24
+        for f in files:
+            np.testing.assert_array_equal(load_mask(f), load_mask(one / product / f.name))
     assert json.loads((one / "eval" / "seeds.json").read_text())["train"]["best"] == sharded["train"]["best"]

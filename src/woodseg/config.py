@@ -228,6 +228,62 @@ class EvalConfig(_Section):
         return v
 
 
+class IrLabelsConfig(_Section):
+    """IR labels from the seeds (IRN ``step/cam_to_ir_label.py``): confident fg / bg, 255 between."""
+
+    preset: Literal["irn", "wood", "advcam"] = Field(
+        "irn", description="Named thresholds: irn (fg 0.30, bg 0.05), wood (W-OoD pseudo-GT: 0.30, 0.15), advcam (0.35, 0.15).")
+    fg: float | None = Field(None, ge=0, le=1, description="Foreground threshold; null: the preset's.")
+    bg: float | None = Field(None, ge=0, le=1, description="Background threshold; null: the preset's.")
+    crf: bool = Field(True, description="Refine both label maps with the label-unary dense CRF (IRN does).")
+    split: str | None = Field(None, description="Split to make IR labels for (IRN trains on it); null: data.train_split.")
+
+
+class IrnConfig(_Section):
+    """IRN's boundary branch trained on IR labels (IRN ``step/train_irn.py``)."""
+
+    backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50", "resnet101"] = Field(
+        "resnet50", description="Frozen ResNet under the boundary heads (IRN: ResNet-50).")
+    weights: str | None = Field(
+        "imagenet", description="'imagenet', a torchvision state-dict file, 'classifier' (the run's own classifier "
+        "backbone: a deviation for data without ImageNet weights, e.g. the embedded benchmark), or null (random).")
+    epochs: int = Field(3, ge=1, description="Passes over the IR-label split (IRN: 3).")
+    batch_size: int = Field(32, ge=1, description="Global batch (IRN: 32), split over DDP processes.")
+    lr: float = Field(0.1, gt=0, description="Learning rate of the boundary heads (IRN: 0.1), poly decay.")
+    crop_size: int = Field(512, ge=8, description="Square random crop (IRN: 512); a multiple of 4.")
+    scale_range: tuple[float, float] = Field((0.5, 1.5), description="Random rescale range before the crop (IRN).")
+    radius: int = Field(10, ge=2, description="Pair sampling radius on the stride-4 map (IRN: 10).")
+    seed: int = Field(0, ge=0, description="Seeds head init, data order and augmentation.")
+    checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
+
+    @field_validator("scale_range")
+    @classmethod
+    def _scale_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError(f"need 0 < low <= high, got {list(v)}; write [low, high] (IRN: [0.5, 1.5])")
+        return v
+
+    @field_validator("crop_size")
+    @classmethod
+    def _crop4(cls, v: int) -> int:
+        if v % 4:
+            raise ValueError(f"must be a multiple of 4 (labels are reduced x0.25), got {v}")
+        return v
+
+
+class WalkConfig(_Section):
+    """Random walk of the seeds over IRN's boundary map -> pseudo masks (IRN ``step/make_sem_seg_labels.py``)."""
+
+    preset: Literal["irn", "wood", "advcam"] = Field(
+        "irn", description="Named settings: irn (power 1, background 0.25), advcam (1.5, 0.25), wood (1.5, 0.22).")
+    beta: float | None = Field(None, gt=0, description="Affinity exponent; null: the preset's (10).")
+    exp_times: int | None = Field(None, ge=0, le=12, description="The walk runs 2**exp_times steps; null: preset's (8).")
+    radius: int | None = Field(None, ge=2, description="Neighbourhood radius of the walk graph; null: preset's (5).")
+    seed_power: float | None = Field(None, gt=0, description="Seeds are raised to this power; null: preset's.")
+    bg_threshold: float | None = Field(None, ge=0, le=1, description="Constant background plane; null: preset's.")
+    splits: list[str] | None = Field(
+        None, description="Splits to make masks for; null: data.train_split (DeepLab's) and data.seed_split (judged).")
+    edge_pad: int = Field(512, ge=16, description="Images are zero-padded to this size for the boundary map (IRN: 512).")
 def _check_scales(v: list[float], what: str) -> list[float]:
     bad = [s for s in v if not s > 0]
     if bad:
@@ -332,6 +388,8 @@ class RuntimeConfig(_Section):
     cam_batch_size: int = Field(8, ge=1, description="cam: equally sized images per forward pass (AdvCAM: 1).")
     centre_batch_size: int = Field(16, ge=1, description="W-OoD centres: equally sized images per forward pass.")
     score_batch_size: int = Field(16, ge=1, description="ood rank: equally sized images per forward pass.")
+    refine_processes: int = Field(1, ge=1, description="ir_labels, masks, eval_masks: worker processes for the "
+                                  "dense CRF and the random walk (single-threaded per image).")
 
 
 class DemoConfig(_Section):
@@ -361,6 +419,9 @@ class Config(_Section):
     wood: WoodConfig = Field(default_factory=WoodConfig)
     cam: CamConfig = Field(default_factory=CamConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    ir_labels: IrLabelsConfig = Field(default_factory=IrLabelsConfig)
+    irn: IrnConfig = Field(default_factory=IrnConfig)
+    walk: WalkConfig = Field(default_factory=WalkConfig)
     segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)

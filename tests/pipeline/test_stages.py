@@ -18,6 +18,8 @@ from woodseg.runtime.paths import RunPaths
 
 def test_stage_order_and_selection():
     assert stage_names()[:3] == ["train", "cam", "eval"]
+    names = stage_names()  # refinement in pipeline order; eval_predictions last
+    assert names[3:7] == ["ir_labels", "irn", "masks", "eval_masks"] and names[-1] == "eval_predictions"
     assert [s.name for s in select("cam", "eval")] == ["cam", "eval"]
     assert [s.name for s in select(None, "train")] == ["train"]
     with pytest.raises(ConfigError, match="no such stage"):

@@ -1,4 +1,4 @@
-"""Stage subcommands: config, train, cam, eval, run, demo. Each takes ``--config`` and ``key=value`` overrides.
+"""Stage subcommands: config, train, cam, eval, run, demo (refinement commands: :mod:`woodseg.cli.refine`). Each takes ``--config`` and ``key=value`` overrides.
 
 Every stage reads and writes files under the config's ``out_dir`` and saves its resolved config there,
 so stages can be re-run, resumed after a crash (they skip finished work) and inspected alone.
@@ -135,13 +135,18 @@ def register_stage_commands(app: typer.Typer) -> None:
             start: str = typer.Option(None, "--from", help="First stage to run (default: the first)."),
             stop: str = typer.Option(None, "--to", help="Last stage to run (default: the last)."),
             restart: bool = typer.Option(False, "--restart", help="Discard the selected stages' earlier output.")) -> None:
-        """Run the pipeline's stages in order (train -> cam -> eval); each resumes or skips finished work.
+        """Run the pipeline's stages in order (train, cam, eval, ir_labels, irn, masks, eval_masks, ...); each
+        resumes or skips finished work.
 
         Stages whose inputs changed (e.g. the classifier train.init_from points to) are redone.
         """
         from woodseg.pipeline.stages import run_stages
 
         run_stages(load_config(config, overrides or []), start=start, stop=stop, progress=not quiet, restart=restart)
+
+    from woodseg.cli.refine import register_refine_commands
+
+    register_refine_commands(app)
 
 
 def register_demo_command(app: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 benchmarks. A stage reads its inputs from the run folder (:class:`woodseg.runtime.paths.RunPaths`) and
 skips work already done from the same inputs, so running a range of the list again costs only what changed.
 
-Refinement stages (IR labels, IRN, random walk, DeepLab, predictions) join the list in pipeline order.
+Refinement: ``ir_labels`` -> ``irn`` -> ``masks`` (random walk) -> ``eval_masks``; DeepLab (``segmenter``,
+``predict``) joins before ``eval_predictions``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,38 @@ def _eval(cfg: Config, *, restart: bool = False, progress: bool = True, shard: A
                       console=console)
 
 
+def _ir_labels(cfg: Config, *, restart: bool = False, progress: bool = True, shard: Any = None, **_: Any) -> Any:
+    from woodseg.refine.ir_stage import ir_labels_stage
+
+    return ir_labels_stage(cfg, restart=restart, progress=progress, shard=shard)
+
+
+def _irn(cfg: Config, *, restart: bool = False, progress: bool = True, **_: Any) -> Any:
+    from woodseg.refine.irn_stage import irn_stage
+
+    return irn_stage(cfg, restart=restart, progress=progress)
+
+
+def _masks(cfg: Config, *, restart: bool = False, progress: bool = True, shard: Any = None, **_: Any) -> Any:
+    from woodseg.refine.masks_stage import masks_stage
+
+    return masks_stage(cfg, restart=restart, progress=progress, shard=shard)
+
+
+def _eval_masks(cfg: Config, *, restart: bool = False, progress: bool = True, shard: Any = None,
+                console: Any = None, **_: Any) -> Any:
+    from woodseg.evaluate.products import eval_masks_stage
+
+    return eval_masks_stage(cfg, restart=restart, progress=progress, shard=shard, console=console)
+
+
+def _eval_predictions(cfg: Config, *, restart: bool = False, progress: bool = True, shard: Any = None,
+                      console: Any = None, **_: Any) -> Any:
+    from woodseg.evaluate.products import eval_predictions_stage
+
+    return eval_predictions_stage(cfg, restart=restart, progress=progress, shard=shard, console=console)
+
+
 def _segmenter(cfg: Config, *, restart: bool = False, progress: bool = True, **_: Any) -> Any:
     from woodseg.segment.stages import segmenter_stage
 
@@ -58,8 +91,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "classifier/last.pt", _train),
     Stage("cam", "seeds/<id>.npz", _cam),
     Stage("eval", "eval/seeds.json", _eval),
+    Stage("ir_labels", "ir_labels/<id>.png", _ir_labels),
+    Stage("irn", "irn/last.pt", _irn),
+    Stage("masks", "masks/<id>.png", _masks),
+    Stage("eval_masks", "eval/masks.json + eval/seeds-crf.json", _eval_masks),
     Stage("segmenter", "segmenter/last.pt", _segmenter),
     Stage("predict", "predictions/<split>[-crf]/<id>.png", _predict),
+    Stage("eval_predictions", "eval/predictions-<split>[-crf].json", _eval_predictions),
 )
 
 

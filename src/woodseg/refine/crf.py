@@ -63,7 +63,7 @@ def _densecrf() -> Any:
 def _check_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != shape:
         raise ValueError(f"image must be HxWx3 matching the map {shape}, got {image.shape}")
-    return np.ascontiguousarray(image, dtype=np.uint8)
+    return np.require(image, np.uint8, ["C", "W"])  # pydensecrf refuses read-only buffers (PIL arrays)
 
 
 def _infer(image: np.ndarray, unary: np.ndarray, n_labels: int, params: CrfParams) -> np.ndarray:
