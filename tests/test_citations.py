@@ -16,3 +16,9 @@ def test_sources_and_docs_cite_only_public_material():
     hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in files
             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if PRIVATE.search(line)]
     assert not hits, "\n".join(hits)
+
+
+def test_test_files_have_unique_names():
+    """Test folders are not packages, so pytest imports test modules by file name: two alike would collide."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(names) == sorted(set(names)), sorted({n for n in names if names.count(n) > 1})
