@@ -1,4 +1,5 @@
-"""Code and docs cite what a reader can open (the paper, public repositories), never private notes."""
+"""Repository hygiene: code and docs cite what a reader can open (the paper, public repositories), never
+private notes; test modules have unique names."""
 
 from __future__ import annotations
 
