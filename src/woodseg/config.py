@@ -237,6 +237,13 @@ class RuntimeConfig(_Section):
     cam_batch_size: int = Field(8, ge=1, description="cam: equally sized images per forward pass (AdvCAM: 1).")
     centre_batch_size: int = Field(16, ge=1, description="W-OoD centres: equally sized images per forward pass.")
     score_batch_size: int = Field(16, ge=1, description="ood rank: equally sized images per forward pass.")
+    amp: Literal["auto", "off"] = Field(
+        "auto", description="auto: autocast on CUDA (bf16 where supported, else fp16 + GradScaler); never on a CPU.")
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML reads a bare `off` as false
 
 
 class DemoConfig(_Section):

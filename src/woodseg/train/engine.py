@@ -36,6 +36,7 @@ from woodseg.fsutil import (
     read_jsonl,
 )
 from woodseg.models.checkpoint import load_checkpoint, save_checkpoint
+from woodseg.runtime.amp import AmpMode, amp_dtype, autocast, grad_scaler
 from woodseg.runtime.fingerprint import fingerprint  # noqa: F401 - re-exported for callers of the engine
 from woodseg.train.distributed import DistInfo
 
@@ -64,8 +65,12 @@ class Engine:
     def __init__(self, runner: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, *, max_steps: int,
                  steps_per_epoch: int, out_dir: Path, cfg: TrainConfig, run_fingerprint: str,
                  make_checkpoint: Callable[[], dict[str, Any]], dist: DistInfo | None = None,
-                 progress: bool = True, desc: str = "train") -> None:
-        """``runner`` is what a step calls (possibly DDP-wrapped); ``model`` is what the checkpoint holds."""
+                 progress: bool = True, desc: str = "train", amp: AmpMode | None = None) -> None:
+        """``runner`` is what a step calls (possibly DDP-wrapped); ``model`` is what the checkpoint holds.
+
+        ``amp`` (default: the process-wide ``runtime.amp``) runs each step under autocast on CUDA only
+        (:mod:`woodseg.runtime.amp`); float16 steps go through a ``GradScaler``.
+        """
         self.runner, self.model, self.optimizer = runner, model, optimizer
         self.max_steps, self.steps_per_epoch = max_steps, steps_per_epoch
         self.out_dir, self.cfg, self.run_fingerprint = Path(out_dir), cfg, run_fingerprint
@@ -75,6 +80,9 @@ class Engine:
         self.ckpt_path = self.out_dir / "last.pt"
         self.metrics_path = self.out_dir / "metrics.jsonl"
         self.saved_at = time.monotonic()
+        self.device = next(model.parameters()).device
+        self.amp_dtype = amp_dtype(self.device, amp)
+        self.scaler = grad_scaler(self.device, self.amp_dtype)
 
     # ---- checkpoints -------------------------------------------------------------------------------------
 
@@ -144,7 +152,8 @@ class Engine:
                 for group in self.optimizer.param_groups:
                     group["lr"] = poly_lr(group["initial_lr"], step, self.max_steps, cfg.poly_power)
                 self.runner.train()
-                terms = step_fn(batch) if batch is not None else {}
+                with autocast(self.device, self.amp_dtype):
+                    terms = step_fn(batch) if batch is not None else {}
                 if not terms:  # every image of the batch was unreadable and skipped
                     step += 1
                     bar.update(1)
@@ -160,8 +169,13 @@ class Engine:
                         fix="lower train.lr or wood.lam, check the inputs, then re-run (it resumes from the checkpoint)",
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                if self.scaler is None:
+                    loss.backward()
+                    self.optimizer.step()
+                else:  # float16 autocast: scale the loss so small gradients do not underflow
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
                 step += 1
                 n_images += int(batch_size_of(batch))
                 bar.update(1)
