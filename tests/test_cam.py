@@ -12,17 +12,7 @@ from woodseg.data.dataset import LabelledImageSet
 from woodseg.data.transforms import hwc_to_tensor, normalize
 from woodseg.errors import DataError
 from woodseg.models.cam_net import build_cam_net
-from woodseg.seeds.cam import (
-    cam_scale_map,
-    forward_chunks,
-    make_cams,
-    multiscale_cams,
-    multiscale_maps,
-    normalise_keys,
-    output_stride,
-    strided,
-    strided_up,
-)
+from woodseg.seeds.cam import make_cams, multiscale_cams, normalise_keys, output_stride, strided, strided_up
 from woodseg.seeds.store import Seed, load_seed, save_seed
 
 
@@ -116,35 +106,6 @@ def test_batched_equals_one_by_one(model):
     for j, im in enumerate(imgs):
         c1, h1 = multiscale_cams(model, [im], [1.0, 0.5])
         torch.testing.assert_close(h_all[j:j + 1], h1, rtol=1e-4, atol=1e-5)
-
-
-def test_forward_chunks_cap_pixels_and_keep_at_least_one_image():
-    assert forward_chunks(5, 100, 250) == [slice(0, 2), slice(2, 4), slice(4, 5)]
-    assert forward_chunks(3, 1000, 250) == [slice(0, 1), slice(1, 2), slice(2, 3)]  # too big: one each
-    assert forward_chunks(4, 10, 10_000) == [slice(0, 4)]
-
-
-def test_pixel_cap_splits_forwards_without_changing_seeds(model):
-    """Large scales run in smaller forwards; the maps equal one forward per scale (float tolerance)."""
-    imgs = [_image(seed=s) for s in range(5)]
-    keys = [np.array([0]), np.array([1, 2]), np.array([2]), np.array([0, 1]), np.array([1])]
-    inner = cam_scale_map(model, True)
-    seen: list[tuple[float, int]] = []
-
-    def spy(x, k, scale):
-        assert x.shape[0] == 2 * len(k)  # images and their mirrors, keys of the same images
-        seen.append((scale, x.shape[0] * x.shape[2] * x.shape[3]))
-        return inner(x, k, scale)
-
-    whole = multiscale_maps(model, imgs, keys, [1.0, 2.0], inner, max_pixels=1 << 40)
-    cap = 2 * 2 * 37 * 50  # two flip pairs at scale 1
-    split = multiscale_maps(model, imgs, keys, [1.0, 2.0], spy, max_pixels=cap)
-    assert [s for s, _ in seen] == [1.0] * 3 + [2.0] * 5
-    assert all(p <= cap for s, p in seen if s == 1.0)
-    for a, b in zip(whole, split, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-        for j, k in enumerate(keys):
-            np.testing.assert_allclose(normalise_keys(a[j], k), normalise_keys(b[j], k), atol=1e-6)
 
 
 def test_resume_skips_existing_and_protocol_mismatch_refused(model, tmp_path):

@@ -62,32 +62,13 @@ def cam_scale_map(model: CamNet, flip: bool = True) -> ScaleMap:
     return fn
 
 
-#: Input pixels one forward pass may hold (images and their mirrors). IRN runs one flip pair per forward; a
-#: whole batch at scale 2 (16 x 1000x750 for 8 VOC images) runs several times slower per image on a CPU than
-#: one pair, because its activations outgrow the caches, while small scales gain from larger batches. So each
-#: scale's batch is cut into chunks of at most this many pixels (always at least one image): eight VOC images
-#: at scale 0.5 or 1.0 share a forward, each pair at 1.5 and 2 runs alone. Outputs do not depend on it.
-MAX_FORWARD_PIXELS = 1_500_000
-
-
-def forward_chunks(n: int, pixels: int, max_pixels: int = MAX_FORWARD_PIXELS) -> list[slice]:
-    """Consecutive slices of ``n`` images, each holding at most ``max_pixels`` of input (one image at least).
-
-    ``pixels`` is what one image costs in a forward pass (its pixels, doubled with its mirror).
-    """
-    per = max(1, max_pixels // max(1, pixels))
-    return [slice(i, min(n, i + per)) for i in range(0, n, per)]
-
-
 def multiscale_maps(model: CamNet, images: Sequence[np.ndarray], keys: Sequence[np.ndarray],
                     scales: Sequence[float], scale_map: ScaleMap, flip: bool = True,
-                    device: str | torch.device = "cpu",
-                    max_pixels: int = MAX_FORWARD_PIXELS) -> tuple[torch.Tensor, torch.Tensor]:
+                    device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """The one multi-scale + flip loop: (stride-4 [B, C, h4, w4], full-res [B, C, H, W]) summed over scales.
 
     Per scale: PIL-bicubic rescale, normalise, [images, mirrored images], ``scale_map``; each scale's map
     bilinear to ceil(H/4) x ceil(W/4), and to the next multiple of the output stride then cropped to H x W.
-    ``scale_map`` sees the batch in chunks of at most ``max_pixels`` input pixels (:data:`MAX_FORWARD_PIXELS`).
     """
     h, w = images[0].shape[:2]
     ostride = output_stride(model)
@@ -96,17 +77,12 @@ def multiscale_maps(model: CamNet, images: Sequence[np.ndarray], keys: Sequence[
     channels_last = model.cfg.channels_last
     cam4 = high = None
     for s in scales:
-        scaled = [hwc_to_tensor(normalize(rescale(im, s))) for im in images]
-        pixels = scaled[0].shape[1] * scaled[0].shape[2] * (2 if flip else 1)
-        parts = []
-        for part in forward_chunks(len(images), pixels, max_pixels):
-            x = torch.stack(scaled[part]).to(device)
-            if flip:
-                x = torch.cat([x, x.flip(-1)])
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            parts.append(scale_map(x, keys[part], s))
-        a = parts[0] if len(parts) == 1 else torch.cat(parts)
+        x = torch.stack([hwc_to_tensor(normalize(rescale(im, s))) for im in images]).to(device)
+        if flip:
+            x = torch.cat([x, x.flip(-1)])
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        a = scale_map(x, keys, s)
         a4 = F.interpolate(a, size4, mode="bilinear", align_corners=False)
         ah = F.interpolate(a, size_up, mode="bilinear", align_corners=False)[:, :, :h, :w]
         cam4 = a4 if cam4 is None else cam4 + a4
