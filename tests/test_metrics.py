@@ -131,3 +131,16 @@ def test_other_size_mismatch_keeps_the_general_message(tmp_path):
     with pytest.raises(DataError) as exc:
         evaluate_seeds(ds, "train", _seed(tmp_path, 40, 40), [0.5])
     assert "seed is (40, 40)" in str(exc.value) and "EXIF" not in str(exc.value)
+
+
+def test_sweep_compares_in_the_seed_precision_like_the_label_map():
+    """float32(0.1) > 0.1: a float32 score equal to it is background at 0.1 for the label map (float32
+    comparison), and so it must be for the sweep (it compared in float64 and called it foreground)."""
+    thr = np.round(np.arange(0.05, 0.81, 0.01), 2)
+    assert float(np.float32(0.1)) > 0.1
+    high = np.full((1, 2, 2), np.float32(0.1), np.float32)
+    gt = np.ones((2, 2), np.int64)
+    got = sweep_confusions(gt, high, np.array([0]), thr, 2)
+    j = int(np.flatnonzero(thr == 0.1)[0])
+    np.testing.assert_array_equal(got[j], confusion(gt, seed_label_map(high, np.array([0]), 0.1), 2))
+    assert got[j][1, 0] == 4

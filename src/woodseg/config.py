@@ -390,6 +390,13 @@ class RuntimeConfig(_Section):
     score_batch_size: int = Field(16, ge=1, description="ood rank: equally sized images per forward pass.")
     refine_processes: int = Field(1, ge=1, description="ir_labels, masks, eval_masks: worker processes for the "
                                   "dense CRF and the random walk (single-threaded per image).")
+    amp: Literal["auto", "off"] = Field(
+        "auto", description="auto: autocast on CUDA (bf16 where supported, else fp16 + GradScaler); never on a CPU.")
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML reads a bare `off` as false
 
 
 class DemoConfig(_Section):

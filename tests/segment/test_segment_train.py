@@ -1,17 +1,11 @@
-"""DeepLab training helpers: autocast only on CUDA, the engine's loss scaler and its checkpointed state."""
+"""DeepLab training helpers: channels_last steps, the engine's loss scaler and its checkpointed state."""
 
 import torch
 
 from woodseg.config import TrainConfig
 from woodseg.models.checkpoint import load_checkpoint
-from woodseg.segment.train import autocast, autocast_dtype, deeplab_step
+from woodseg.segment.train import deeplab_step
 from woodseg.train.engine import Engine
-
-
-def test_no_autocast_on_the_cpu() -> None:
-    assert autocast_dtype(torch.device("cpu")) is None
-    with autocast(torch.device("cpu"), torch.bfloat16):  # asked for bf16 on the CPU: still float32
-        assert not torch.is_autocast_enabled("cpu")
 
 
 def test_deeplab_step_takes_channels_last_inputs() -> None:
@@ -19,7 +13,7 @@ def test_deeplab_step_takes_channels_last_inputs() -> None:
 
     model = build_deeplab(3, "resnet10", msc_scales=(), freeze_bn=False).to(memory_format=torch.channels_last)
     batch = {"img": torch.randn(2, 3, 33, 33), "label": torch.randint(0, 3, (2, 33, 33))}
-    terms = deeplab_step(model.train(), batch, None, channels_last=True)
+    terms = deeplab_step(model.train(), batch, channels_last=True)
     assert terms["ce"].dtype == torch.float32 and terms["ce"].item() > 0
 
 

@@ -162,6 +162,7 @@ def rank_cmd(
     from woodseg.models.cam_net import classifier_meta
     from woodseg.ood.rank import Shard, rank_shard
     from woodseg.ood.resolution import scoring_long_side
+    from woodseg.runtime.amp import set_amp_mode
     from woodseg.runtime.device import set_threads
     from woodseg.runtime.paths import RunPaths
 
@@ -172,6 +173,7 @@ def rank_cmd(
                           fix="pass --checkpoint, or -c the config of the run that trained it")
     long_side, train_range = scoring_long_side(cfg.wood.ood_long_side, classifier_meta(ckpt), cfg.train.resize_long)
     set_threads(cfg.runtime.threads)
+    set_amp_mode(cfg.runtime.amp)
     sh = Shard.resolve(shard)
     where = rank_shard(ckpt, pool, out, root=root, shard=sh, threshold=threshold,
                        batch_size=cfg.runtime.score_batch_size, long_side=long_side, train_resize_long=train_range,

@@ -28,7 +28,9 @@ def seed_label_map(high_res: np.ndarray, keys: np.ndarray, threshold: float) -> 
         return np.zeros(high_res.shape[1:], dtype=np.uint8)
     m = high_res.max(0)
     lab = (keys[high_res.argmax(0)] + 1).astype(np.uint8)
-    return np.where(m > threshold, lab, 0).astype(np.uint8)
+    # compared in the map's precision, as IRN's step/eval_cam.py pads float32 maps with the threshold:
+    # a score equal to float32(t) is a tie, and ties are background
+    return np.where(m > m.dtype.type(threshold), lab, 0).astype(np.uint8)
 
 
 def sweep_confusions(gt: np.ndarray, high_res: np.ndarray, keys: np.ndarray, thresholds: np.ndarray,
@@ -44,7 +46,8 @@ def sweep_confusions(gt: np.ndarray, high_res: np.ndarray, keys: np.ndarray, thr
     if len(keys):
         m = high_res.max(0)[valid]
         lab = (keys[high_res.argmax(0)] + 1)[valid].astype(np.int64)
-        below = np.searchsorted(thresholds, m, side="left")  # number of thresholds < m
+        # number of thresholds < m, in the seed's precision as seed_label_map compares (ties: background)
+        below = np.searchsorted(np.asarray(thresholds).astype(m.dtype), m, side="left")
     else:
         lab = np.zeros_like(g)
         below = np.zeros_like(g)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from woodseg.data.images import load_image
 from woodseg.data.transforms import normalize, resize_long
 from woodseg.errors import ImageError
+from woodseg.runtime.amp import amp_dtype, autocast
 from woodseg.runtime.batching import is_channels_last, size_batches, to_batch
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def predict_images(model: torch.nn.Module, paths: Sequence[Path], *, long_side: 
     logits: np.ndarray | None = None
     failed: list[int] = []
     channels_last = is_channels_last(model)
+    dtype = amp_dtype(device)  # autocast on CUDA only (runtime.amp)
 
     def loaded() -> Iterator[tuple[tuple[int, int], tuple[int, np.ndarray]]]:
         for i, path in enumerate(tqdm(paths, desc=desc, disable=not progress, unit="img", leave=False)):
@@ -66,7 +68,7 @@ def predict_images(model: torch.nn.Module, paths: Sequence[Path], *, long_side: 
 
     for batch in size_batches(loaded(), batch_size):
         idx = [i for i, _ in batch]
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device, dtype):
             lg, z = model(to_batch([a for _, a in batch], device, channels_last))
         if feats is None:
             feats = np.full((n, z.shape[1]), np.nan, dtype=np.float32)

@@ -32,6 +32,7 @@ from woodseg.models.checkpoint import load_checkpoint
 from woodseg.models.irn import IRN, irn_optimizer, irn_step, irn_train_sample
 from woodseg.refine.inputs import load_label_png, split_ids
 from woodseg.refine.ir_stage import ir_split
+from woodseg.runtime.amp import set_amp_mode
 from woodseg.runtime.device import resolve_device, set_threads
 from woodseg.runtime.driver import ItemFolder, verify_items
 from woodseg.runtime.fingerprint import changes, read_record, stage_record
@@ -111,6 +112,7 @@ def irn_stage(cfg: Config, *, restart: bool = False, progress: bool = True, **_:
 def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:  # noqa: ANN001 - DistInfo
     device = resolve_device(cfg.runtime.device, info.local_rank if info.enabled else None)
     set_threads(cfg.runtime.threads)
+    set_amp_mode(cfg.runtime.amp)
     torch.manual_seed(cfg.irn.seed)
     ds = load_dataset(cfg.data)
     paths = RunPaths.of(cfg)

@@ -20,6 +20,7 @@ from woodseg.data.dataset import LabelledImageSet
 from woodseg.data.images import image_size, load_image
 from woodseg.data.transforms import hwc_to_tensor, normalize, rescale
 from woodseg.models.cam_net import CamNet
+from woodseg.runtime.amp import amp_dtype, autocast
 from woodseg.runtime.driver import ItemFolder, run_items
 from woodseg.runtime.shard import Shard
 from woodseg.seeds.store import Seed, save_seed
@@ -46,9 +47,12 @@ ScaleMap = Callable[[torch.Tensor, Sequence[np.ndarray], float], torch.Tensor]
 
 
 def cam_scale_map(model: CamNet, flip: bool = True) -> ScaleMap:
-    """IRN's per-scale CAM: ReLU(CAM) of the batch, the mirrored half un-flipped and added (ReLU before the sum)."""
+    """IRN's per-scale CAM: ReLU(CAM) of the batch, the mirrored half un-flipped and added (ReLU before the sum).
+
+    On CUDA the forward runs under ``runtime.amp``'s autocast (:mod:`woodseg.runtime.amp`); on a CPU in float32.
+    """
     def fn(x: torch.Tensor, keys: Sequence[np.ndarray], scale: float) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), autocast(x.device, amp_dtype(x.device)):
             a = model.cam(x).float()
         if flip:
             n = len(keys)

@@ -15,6 +15,7 @@ from woodseg.config import Config, save_config
 from woodseg.data.build import load_dataset
 from woodseg.errors import ConfigError
 from woodseg.models.cam_net import load_classifier
+from woodseg.runtime.amp import set_amp_mode
 from woodseg.runtime.device import stage_device
 from woodseg.runtime.fingerprint import file_sha
 from woodseg.runtime.paths import RunPaths
@@ -43,6 +44,7 @@ def cam_stage(cfg: Config, *, checkpoint: Path | None = None, restart: bool = Fa
               shard: Shard | None = None) -> Path:
     """Make seeds for this shard's images of the configured splits; returns the seed folder."""
     device = stage_device(cfg.runtime.device, cfg.runtime.threads)
+    set_amp_mode(cfg.runtime.amp)
     paths = RunPaths.of(cfg)
     ckpt = Path(checkpoint) if checkpoint else paths.checkpoint
     model, names = load_classifier(ckpt, device)

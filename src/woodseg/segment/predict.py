@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from woodseg.refine.crf import SOFTMAX_CRF, CrfParams, crf_probs
+from woodseg.runtime.amp import amp_dtype, autocast
 from woodseg.runtime.batching import is_channels_last
-from woodseg.segment.train import autocast, autocast_dtype
 
 
 @torch.no_grad()
@@ -28,7 +28,7 @@ def predict_probs(model: nn.Module, x: torch.Tensor, scales: Sequence[float] = (
         raise ValueError(f"fuse must be 'mean' or 'max', got {fuse!r}")
     model.eval()
     h, w = x.shape[-2:]
-    dtype = autocast_dtype(x.device) if amp else None
+    dtype = amp_dtype(x.device) if amp else None
     nhwc = is_channels_last(model)
     maps = []
     for s in scales:

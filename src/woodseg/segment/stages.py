@@ -33,6 +33,7 @@ from woodseg.fsutil import atomic_write_json
 from woodseg.models.checkpoint import load_checkpoint
 from woodseg.models.deeplab import MSC, build_deeplab
 from woodseg.refine.crf import CrfParams, crf_probs, map_processes
+from woodseg.runtime.amp import amp_dtype, set_amp_mode
 from woodseg.runtime.device import resolve_device, set_threads, stage_device
 from woodseg.runtime.driver import ItemFolder, check_protocol, clean_temporaries, plan_batches, run_items
 from woodseg.runtime.fingerprint import changes, file_sha, fingerprint, read_record, stage_record
@@ -40,7 +41,7 @@ from woodseg.runtime.paths import STAGE_RECORD, RunPaths
 from woodseg.runtime.shard import Shard
 from woodseg.segment.data import MaskedImages, pair_loader, to_input
 from woodseg.segment.predict import predict_probs
-from woodseg.segment.train import autocast_dtype, train_deeplab
+from woodseg.segment.train import train_deeplab
 from woodseg.train.distributed import barrier, init_distributed, teardown
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def _train(cfg: Config, info: Any, restart: bool, progress: bool) -> Path:
     s = cfg.segmenter
     device = resolve_device(cfg.runtime.device, info.local_rank if info.enabled else None)
     set_threads(cfg.runtime.threads)
+    set_amp_mode(cfg.runtime.amp)
     torch.manual_seed(s.seed)
     out = RunPaths.of(cfg).segmenter
     ds = load_dataset(cfg.data)
@@ -241,6 +243,7 @@ def predict_stage(cfg: Config, *, checkpoint: Path | None = None, restart: bool 
     p = cfg.predict
     shard = shard or Shard.resolve()
     device = stage_device(cfg.runtime.device, cfg.runtime.threads)
+    set_amp_mode(cfg.runtime.amp)
     paths = RunPaths.of(cfg)
     ckpt = Path(checkpoint) if checkpoint else paths.segmenter / "last.pt"
     model, names, meta = load_segmenter(ckpt, device)
@@ -250,7 +253,7 @@ def predict_stage(cfg: Config, *, checkpoint: Path | None = None, restart: bool 
     if tuple(names) != ds.class_names:
         raise ConfigError(f"{ckpt} was trained on classes {list(names)}, the dataset has {list(ds.class_names)}",
                           path=ckpt, fix="use the segmenter trained on this dataset (its own out_dir)")
-    dtype = autocast_dtype(device)
+    dtype = amp_dtype(device)
     inputs = {"segmenter": file_sha(ckpt)}
     written = []
     for split in predict_splits(cfg):

@@ -5,14 +5,13 @@ weight decay 5e-4, lr 2.5e-4 with poly(0.9) decay, cross entropy summed over the
 accumulates two batches of 5; here a step takes the whole batch (set the batch size to 10), which gives the
 same update up to how the per-pixel mean is weighted between the two halves.
 
-On CUDA the forward pass runs under autocast (bfloat16 where the GPU supports it, else float16 with a
-GradScaler); on the CPU it stays float32.
+On CUDA the engine runs each step under autocast (``woodseg.runtime.amp``: bfloat16 where the GPU supports
+it, else float16 with a GradScaler); on the CPU it stays float32.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,32 +25,15 @@ from woodseg.train.engine import Engine
 DEEPLAB_TRAIN = {"lr": 2.5e-4, "momentum": 0.9, "weight_decay": 5e-4, "poly_power": 0.9}
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bfloat16 on a CUDA device that supports it, float16 on an older one, None (float32) elsewhere."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-@contextlib.contextmanager
-def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    """CUDA autocast at ``dtype``; a no-op for None (never autocast on the CPU)."""
-    if dtype is None or device.type != "cuda":
-        yield
-        return
-    with torch.autocast("cuda", dtype=dtype):
-        yield
-
-
-def deeplab_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], dtype: torch.dtype | None = None,
+def deeplab_step(model: torch.nn.Module, batch: dict[str, torch.Tensor],
                  channels_last: bool = False) -> dict[str, torch.Tensor]:
-    """Loss terms of one batch ``{"img": [B, 3, S, S], "label": [B, S, S]}``."""
+    """Loss terms of one batch ``{"img": [B, 3, S, S], "label": [B, S, S]}`` (the engine runs it under the
+    ``runtime.amp`` autocast on CUDA; the loss is taken in float32)."""
     device = next(model.parameters()).device
     x = batch["img"].to(device, non_blocking=True)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(device, dtype):
-        outputs = model(x)
+    outputs = model(x)
     outputs = [o.float() for o in outputs] if isinstance(outputs, list) else outputs.float()
     return {"ce": msc_loss(outputs, batch["label"].to(device, non_blocking=True))}
 
@@ -68,16 +50,13 @@ def train_deeplab(model: MSC, batches: Iterable[dict[str, torch.Tensor]] | Calla
     """
     optimizer = deeplab_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay, *lr_mults)
     runner = runner or model
-    device = next(model.parameters()).device
-    dtype = autocast_dtype(device)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     engine = Engine(runner, model, optimizer, max_steps=max_steps, steps_per_epoch=steps_per_epoch,
                     out_dir=out_dir, cfg=cfg, run_fingerprint=run_fingerprint,
                     make_checkpoint=lambda: {"model": model.state_dict(), **(extra or {})}, dist=dist,
-                    progress=progress, desc=desc, scaler=scaler)
+                    progress=progress, desc=desc)
     start, finished = engine.resume(restart)
     if finished:
         return
     if callable(batches):
         batches = batches(start)
-    engine.run(batches, lambda b: deeplab_step(runner, b, dtype, channels_last), start)
+    engine.run(batches, lambda b: deeplab_step(runner, b, channels_last), start)

@@ -30,6 +30,7 @@ from woodseg.models.cam_net import (
     load_classifier,
 )
 from woodseg.ood.resolution import NATIVE, ood_input_record, resolve_long_side
+from woodseg.runtime.amp import set_amp_mode
 from woodseg.runtime.device import resolve_device, set_threads
 from woodseg.runtime.fingerprint import changes, fingerprint, read_record, stage_record
 from woodseg.runtime.paths import STAGE_RECORD, RunPaths
@@ -61,6 +62,7 @@ def train_classifier(cfg: Config, *, restart: bool = False, progress: bool = Tru
 def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
     device = resolve_device(cfg.runtime.device, info.local_rank if info.enabled else None)
     set_threads(cfg.runtime.threads)
+    set_amp_mode(cfg.runtime.amp)
     torch.manual_seed(cfg.train.seed)
     wood, tcfg = cfg.wood, cfg.train
     out = classifier_dir(cfg)

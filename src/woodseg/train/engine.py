@@ -36,6 +36,7 @@ from woodseg.fsutil import (
     read_jsonl,
 )
 from woodseg.models.checkpoint import load_checkpoint, save_checkpoint
+from woodseg.runtime.amp import AmpMode, amp_dtype, autocast, grad_scaler
 from woodseg.runtime.fingerprint import fingerprint  # noqa: F401 - re-exported for callers of the engine
 from woodseg.train.distributed import DistInfo
 
@@ -64,9 +65,14 @@ class Engine:
     def __init__(self, runner: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer, *, max_steps: int,
                  steps_per_epoch: int, out_dir: Path, cfg: TrainConfig, run_fingerprint: str,
                  make_checkpoint: Callable[[], dict[str, Any]], dist: DistInfo | None = None,
-                 progress: bool = True, desc: str = "train", scaler: torch.amp.GradScaler | None = None) -> None:
-        """``runner`` is what a step calls (possibly DDP-wrapped); ``model`` is what the checkpoint holds;
-        ``scaler`` scales the loss of float16 autocast steps (its state is checkpointed)."""
+                 progress: bool = True, desc: str = "train", amp: AmpMode | None = None,
+                 scaler: torch.amp.GradScaler | None = None) -> None:
+        """``runner`` is what a step calls (possibly DDP-wrapped); ``model`` is what the checkpoint holds.
+
+        ``amp`` (default: the process-wide ``runtime.amp``) runs each step under autocast on CUDA only
+        (:mod:`woodseg.runtime.amp`); float16 steps go through a ``GradScaler`` (``scaler``: a given one
+        instead; its state is checkpointed either way).
+        """
         self.runner, self.model, self.optimizer = runner, model, optimizer
         self.max_steps, self.steps_per_epoch = max_steps, steps_per_epoch
         self.out_dir, self.cfg, self.run_fingerprint = Path(out_dir), cfg, run_fingerprint
@@ -76,7 +82,9 @@ class Engine:
         self.ckpt_path = self.out_dir / "last.pt"
         self.metrics_path = self.out_dir / "metrics.jsonl"
         self.saved_at = time.monotonic()
-        self.scaler = scaler
+        self.device = next(model.parameters()).device
+        self.amp_dtype = amp_dtype(self.device, amp)
+        self.scaler = scaler if scaler is not None else grad_scaler(self.device, self.amp_dtype)
 
     # ---- checkpoints -------------------------------------------------------------------------------------
 
@@ -150,7 +158,8 @@ class Engine:
                 for group in self.optimizer.param_groups:
                     group["lr"] = poly_lr(group["initial_lr"], step, self.max_steps, cfg.poly_power)
                 self.runner.train()
-                terms = step_fn(batch) if batch is not None else {}
+                with autocast(self.device, self.amp_dtype):
+                    terms = step_fn(batch) if batch is not None else {}
                 if not terms:  # every image of the batch was unreadable and skipped
                     step += 1
                     bar.update(1)
@@ -163,16 +172,16 @@ class Engine:
                         f"({', '.join(f'{k}={v:.4g}' for k, v in values.items())}); "
                         f"the last good checkpoint ({self.ckpt_path.name}) is kept",
                         path=self.out_dir,
-                        fix="lower train.lr or wood.lam, check the inputs, then re-run (it resumes from the checkpoint)",
+                        fix="lower the learning rate (or wood.lam for W-OoD), check the inputs, then re-run (it resumes from the checkpoint)",
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                if self.scaler is not None:
+                if self.scaler is None:
+                    loss.backward()
+                    self.optimizer.step()
+                else:  # float16 autocast: scale the loss so small gradients do not underflow
                     self.scaler.scale(loss).backward()
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
-                else:
-                    loss.backward()
-                    self.optimizer.step()
                 step += 1
                 n_images += int(batch_size_of(batch))
                 bar.update(1)
