@@ -268,7 +268,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tiny_voc, tm
     monkeypatch.setattr(objective, "wood_objective", nan_later)
     with pytest.raises(TrainingError, match="non-finite at step 3") as exc:
         train_classifier(cfg, progress=False)
-    assert "lower train.lr" in str(exc.value)
+    assert "learning rate (train.lr" in str(exc.value)
     state = load_checkpoint(tmp_path / "nan/classifier/last.pt")
     assert state["step"] == 2
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

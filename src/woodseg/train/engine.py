@@ -172,7 +172,7 @@ class Engine:
                         f"({', '.join(f'{k}={v:.4g}' for k, v in values.items())}); "
                         f"the last good checkpoint ({self.ckpt_path.name}) is kept",
                         path=self.out_dir,
-                        fix="lower the learning rate (or wood.lam for W-OoD), check the inputs, then re-run (it resumes from the checkpoint)",
+                        fix="lower the stage's learning rate (train.lr, irn.lr or segmenter.lr) or wood.lam, check the inputs, then re-run (it resumes from the checkpoint)",
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.scaler is None:
