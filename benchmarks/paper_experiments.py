@@ -350,9 +350,13 @@ def run_all(name: str, runs: list[Run], seeds: Seeds, seed_list: list[int],
 
 
 def run_variants(base: Config, args: argparse.Namespace, command: str) -> None:
-    """The `variants` experiment: Table 1 + Table 5 (b) on each variant, one Markdown/CSV for all of them."""
-    mds, tables = [], []
+    """The `variants` experiment: Table 1 + Table 5 (b) on each variant.
+
+    Each variant's tables go to ``variants/<name>.md`` and ``.csv`` (so variants can be run, with their own
+    seeds, by separate invocations); ``variants.md``/``.csv`` are then rebuilt from every variant file there.
+    """
     splits = ["train", "val"] if args.heldout else ["train"]
+    folder = args.results / "variants"
     for name in args.variants:
         variant = get_variant(name)
         t0 = time.perf_counter()
@@ -364,12 +368,18 @@ def run_variants(base: Config, args: argparse.Namespace, command: str) -> None:
                  f"(spec hash {spec.hash()}); OoD list: {variant.ood_source}.")
         md, table = summarise("variants", runs, results, splits, command, seeds.tag, args.seeds,
                               time.perf_counter() - t0, title=f"Variant '{name}'", extra=extra)
-        mds.append(md.replace("\n# ", "\n## ").replace("# Variant", "## Variant", 1))
-        tables.append(table if not tables else table.split("\n", 1)[1])
-        atomic_write_text(args.results / "variants.md", "# Benchmark variants: Table 1 and Table 5 (b)/(f)\n\n"
-                          + "\n".join(mds))
-        atomic_write_text(args.results / "variants.csv", "".join(tables))
+        atomic_write_text(folder / f"{name}.md", md)
+        atomic_write_text(folder / f"{name}.csv", table)
         print(md, flush=True)
+    mds, tables = [], []
+    for name in VARIANTS:  # the registry's order, whichever invocation made each file
+        if (folder / f"{name}.md").is_file():
+            mds.append((folder / f"{name}.md").read_text(encoding="utf-8").replace("# Variant", "## Variant", 1))
+            text = (folder / f"{name}.csv").read_text(encoding="utf-8")
+            tables.append(text if not tables else text.split("\n", 1)[1])
+    atomic_write_text(args.results / "variants.md", "# Benchmark variants: Table 1 and Table 5 (b)/(f)\n\n"
+                      + "\n".join(mds))
+    atomic_write_text(args.results / "variants.csv", "".join(tables))
 
 
 if __name__ == "__main__":
