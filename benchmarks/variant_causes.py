@@ -62,16 +62,24 @@ def cam_mass(run: Path, ds: Any, split: str) -> dict[str, float]:
             "mass_other": float(np.mean(other))}
 
 
-def ood_makeup(list_path: Path, root: Path) -> dict[str, Any]:
+def ood_makeup(list_path: Path, root: Path, f_in: Path) -> dict[str, Any]:
+    """The list's kinds and scenes by pool truth, and F_in's max p(c) on it (how confusing it was to F_in)."""
+    from woodseg.models.cam_net import load_classifier
+    from woodseg.models.inference import predict_images
+
     truth = {t.path: t for t in read_pool_truth(root).values()}
-    entries = read_ood_list(list_path, root / "ood_pool").ids
+    ood = read_ood_list(list_path, root / "ood_pool")
+    entries = ood.ids
+    model, names = load_classifier(f_in)
+    pmax = predict_images(model, list(ood.paths), batch_size=32).probs[:, :len(names)].max(1)
     kinds: dict[str, int] = {}
     scenes: dict[str, int] = {}
     for e in entries:
         t = truth[e]
         kinds[t.kind] = kinds.get(t.kind, 0) + 1
         scenes[t.context] = scenes.get(t.context, 0) + 1
-    return {"n": len(entries), "kinds": kinds, "scenes": dict(sorted(scenes.items()))}
+    return {"n": len(entries), "kinds": kinds, "scenes": dict(sorted(scenes.items())),
+            "f_in_mean_max_p": round(float(pmax.mean()), 3), "f_in_share_p_ge_0.5": round(float((pmax >= 0.5).mean()), 3)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
             lines += [f"## {name}, training seed {seed}", ""]
             lists = sorted((folder / "ood").glob("*.txt"))
             for lp in lists:
-                lines.append(f"OoD list `{lp.name}`: {json.dumps(ood_makeup(lp, root))}")
+                info = ood_makeup(lp, root, folder / "baseline" / "classifier" / "last.pt")
+                lines.append(f"OoD list `{lp.name}`: {json.dumps(info)}")
             lines += ["", "| run | mIoU | P | R | thr | CAM on object | on background | elsewhere | peak share "
                       "| held-out mAP | per-class IoU |", "|---|---|---|---|---|---|---|---|---|---|---|"]
             for key, label in RUNS.items():

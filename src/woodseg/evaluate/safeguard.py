@@ -17,9 +17,14 @@ epochs (paper Table 5 (a)):
     context does not (a raised floor lifts the mean, and with it the region's bar).
 
 :func:`safeguard_report` computes both for each run and states whether the warning fires (see
-:data:`RULE`); ``woodseg eval`` and the demo's ``summary.json`` show it. The rule was chosen on the
-benchmark variants (``benchmarks/results/variants.md``), where it separates the variants on which W-OoD
-lowered seed mIoU from those on which it raised it.
+:data:`RULE`); ``woodseg eval`` shows it. What the variants showed (``benchmarks/results/variants.md``,
+one training seed each): held-out mAP against F_in stays silent where W-OoD gained seed mIoU (default
++3.5) and fires where the OoD term took evidence off the context without localising the object (small
+objects on a strong context: seed mIoU at the all-background floor, W-OoD within +-1 of F_in). No variant
+run so far made W-OoD lower seed mIoU than F_in, so the rule is not validated on such a case. Held-out AP
+is a weak signal on spurious-correlation data: held-out images carry the same correlation, so a classifier
+that stops using the context loses AP there even as its seeds improve (default, class train: AP 78.8 ->
+69.1 while its seed IoU 10.8 -> 22.0); a drop of mean AP is read as a warning only against F_in.
 """
 
 from __future__ import annotations
@@ -41,11 +46,18 @@ PEAK_FRACTION = 0.5
 
 @dataclass(frozen=True)
 class Rule:
-    """When the warning fires: W-OoD's held-out mAP below the reference's by more than ``map_drop``
-    (absolute, 0..1), or its peak share below the reference's by more than ``peak_drop``."""
+    """When the warning fires: W-OoD's held-out mAP below F_in's by more than ``map_drop`` (absolute, 0..1),
+    or (when ``peak_drop`` is set) its CAM peak share below F_in's by more than ``peak_drop``.
+
+    Only F_in is a reference for the rule: the control's extra epochs raise its held-out mAP by themselves
+    (default variant: +2.6), so a W-OoD run that moved evidence off the context and gained seed mIoU
+    would read as a loss against it. ``peak_drop`` is off by default: on the default benchmark W-OoD
+    lowered the peak share (31.6 -> 29.0) while it raised seed mIoU by 3.5 (a false alarm).
+    """
 
     map_drop: float = 0.01
-    peak_drop: float = 0.02
+    peak_drop: float | None = None
+    references: tuple[str, ...] = ("F_in",)
 
 
 RULE = Rule()
@@ -152,17 +164,22 @@ def compare(signals: Mapping[str, RunSignals], wood: str, references: Sequence[s
         d_map = None if w.heldout_map is None or r.heldout_map is None else w.heldout_map - r.heldout_map
         d_peak = None if w.peak_share is None or r.peak_share is None else w.peak_share - r.peak_share
         deltas[ref] = {"heldout_map": d_map, "peak_share": d_peak}
+        if ref not in rule.references:
+            continue  # shown, not judged
         if d_map is not None and d_map < -rule.map_drop:
             reasons.append(f"held-out mAP {100 * w.heldout_map:.1f} < {ref} {100 * r.heldout_map:.1f}")
-        if d_peak is not None and d_peak < -rule.peak_drop:
+        if d_peak is not None and rule.peak_drop is not None and d_peak < -rule.peak_drop:
             reasons.append(f"CAM peak share {100 * w.peak_share:.1f} < {ref} {100 * r.peak_share:.1f}")
     warn = bool(reasons)
-    message = (f"WARNING: {wood} may have made the seeds worse than " + " and ".join(references)
-               + " (" + "; ".join(reasons) + "). Check a few CAMs or pixel masks before using its seeds."
-               if warn else f"{wood}: no sign that it made the seeds worse than " + " and ".join(references) + ".")
+    judged = [r for r in references if r in rule.references]
+    message = (f"WARNING: {wood} may not have improved the seeds over " + " and ".join(judged)
+               + " (" + "; ".join(reasons) + "): the OoD term took evidence off the context without finding "
+               "the object. Check a few CAMs (or pixel masks) before using its seeds."
+               if warn else f"{wood}: no sign that it made the seeds worse than " + " and ".join(judged) + ".")
     return {"runs": rows, "wood": wood, "references": list(references), "deltas": deltas, "warn": warn,
             "reasons": reasons, "message": message, "rule": asdict(rule),
-            "signals": "held-out classification mAP (image labels) and CAM peak share (no masks)"}
+            "signals": "held-out classification mAP (image labels) and CAM peak share (no masks); "
+                       "the rule judges held-out mAP against F_in"}
 
 
 def safeguard_report(wood_run: Path, f_in_run: Path, ds: LabelledImageSet, *, control_run: Path | None = None,
@@ -180,7 +197,8 @@ def safeguard_report(wood_run: Path, f_in_run: Path, ds: LabelledImageSet, *, co
     return compare(signals, "W-OoD", [n for n in runs if n != "W-OoD"], rule)
 
 
-def safeguard_for_config(cfg: Any, control_run: Path | None = None, *, device: str = "cpu") -> dict[str, Any] | None:
+def safeguard_for_config(cfg: Any, control_run: Path | None = None, *, device: str = "cpu",
+                         rule: Rule = RULE) -> dict[str, Any] | None:
     """The safeguard of a W-OoD run described by its config, written to ``eval/safeguard.json``.
 
     F_in is the run ``train.init_from`` points into (``<F_in>/classifier/last.pt``), as W-OoD fine-tunes it.
@@ -205,7 +223,7 @@ def safeguard_for_config(cfg: Any, control_run: Path | None = None, *, device: s
     if seed_split is None and heldout is None:
         return None
     report = safeguard_report(paths.root, f_in_run, ds, control_run=control_run, seed_split=seed_split,
-                              heldout_split=heldout, batch_size=cfg.train.batch_size, device=device)
+                              heldout_split=heldout, batch_size=cfg.train.batch_size, device=device, rule=rule)
     report["paths"] = {"W-OoD": str(paths.root), "F_in": str(f_in_run), "control": str(control_run) if control_run else None}
     atomic_write_json(paths.eval("safeguard"), report)
     return report
