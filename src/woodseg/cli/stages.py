@@ -86,7 +86,9 @@ def register_stage_commands(app: typer.Typer) -> None:
               shard: str = ShardOpt, quiet: bool = QuietOpt,
               control: Path = typer.Option(None, help="Run folder of the no-OoD control, for the safeguard."),
               safeguard: bool = typer.Option(True, help="For a W-OoD run: compare it with F_in (train.init_from) "
-                                                        "on mask-free signals and warn if it looks worse.")) -> None:
+                                                        "on mask-free signals and warn if it looks worse."),
+              safeguard_split: str = typer.Option(None, help="Labelled split for the safeguard's held-out mAP "
+                                                             "(default: data.heldout_split).")) -> None:
         """Judge seeds against pixel masks: threshold sweep, mIoU, precision, recall, F1, per-class IoU.
 
         Writes out_dir/eval/seeds.json (the whole curve, the best row, per-class scores, the protocol).
@@ -105,7 +107,7 @@ def register_stage_commands(app: typer.Typer) -> None:
         elif safeguard:
             from woodseg.evaluate.safeguard import format_report, safeguard_for_config
 
-            report = safeguard_for_config(load_config(config, overrides or []), control)
+            report = safeguard_for_config(load_config(config, overrides or []), control, heldout_split=safeguard_split)
             if report is not None:
                 typer.echo(format_report(report))
 

@@ -197,13 +197,14 @@ def safeguard_report(wood_run: Path, f_in_run: Path, ds: LabelledImageSet, *, co
     return compare(signals, "W-OoD", [n for n in runs if n != "W-OoD"], rule)
 
 
-def safeguard_for_config(cfg: Any, control_run: Path | None = None, *, device: str = "cpu",
-                         rule: Rule = RULE) -> dict[str, Any] | None:
+def safeguard_for_config(cfg: Any, control_run: Path | None = None, *, heldout_split: str | None = None,
+                         device: str = "cpu", rule: Rule = RULE) -> dict[str, Any] | None:
     """The safeguard of a W-OoD run described by its config, written to ``eval/safeguard.json``.
 
     F_in is the run ``train.init_from`` points into (``<F_in>/classifier/last.pt``), as W-OoD fine-tunes it.
     None (nothing written) for a run that is not W-OoD, has no F_in checkpoint to compare with, or has
-    neither seeds on the seed split nor a held-out split. The held-out signal needs ``data.heldout_split``.
+    neither seeds on the seed split nor a held-out split. The held-out signal reads ``heldout_split`` (default
+``data.heldout_split``): image labels only, no seeds needed.
     """
     from woodseg.data.build import load_dataset
     from woodseg.fsutil import atomic_write_json
@@ -219,7 +220,8 @@ def safeguard_for_config(cfg: Any, control_run: Path | None = None, *, device: s
     ds = load_dataset(cfg.data)
     both_seeds = all((p / "seeds").is_dir() for p in (paths.root, f_in_run, *([control_run] if control_run else [])))
     seed_split = cfg.data.seed_split if both_seeds else None
-    heldout = cfg.data.heldout_split if cfg.data.heldout_split and cfg.data.heldout_split in ds.splits else None
+    heldout = heldout_split or cfg.data.heldout_split
+    heldout = heldout if heldout and heldout in ds.splits else None
     if seed_split is None and heldout is None:
         return None
     report = safeguard_report(paths.root, f_in_run, ds, control_run=control_run, seed_split=seed_split,
