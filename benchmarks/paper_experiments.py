@@ -8,6 +8,8 @@
     python benchmarks/paper_experiments.py tableA2 --seeds 0 1 2     # tau x lambda grid
     python benchmarks/paper_experiments.py causes  --seeds 0 1 2     # lambda's scale, centre refresh, OoD batch share
     python benchmarks/paper_experiments.py all     --seeds 0 1 2
+    python benchmarks/paper_experiments.py variants --variants default small-strong-list --seeds 0
+                                                                     # Table 1 + Table 5 (b) per benchmark variant
 
 Per training seed s, every experiment shares one F_in (the baseline, ``train.seed=s``) and one hard-OoD
 list mined from the candidate pool with it (p(c) >= 0.5, simulated reviewer, 40 per class). All W-OoD
@@ -38,7 +40,8 @@ import numpy as np
 import torch
 
 from woodseg.config import Config, load_config
-from woodseg.data.benchmark import read_pool_truth
+from woodseg.data.benchmark import CLASSES, BenchmarkSpec, read_pool_truth
+from woodseg.data.benchmark.variants import VARIANTS, Variant, context_only_list, get_variant
 from woodseg.data.ood_list import read_ood_list
 from woodseg.fsutil import atomic_write_text
 from woodseg.ood.resolution import config_scoring_long_side
@@ -128,6 +131,12 @@ def causes() -> list[Run]:
     ]
 
 
+def variants() -> list[Run]:
+    """Table 1's rows and Table 5 (b) (OoD BCE only, no L_d): run once per benchmark variant."""
+    return [*table1(), Run("(b) + L_cls D_ood (no L_d)", "t5b", {"wood": {"use_cls_ood": True, "use_d_in": False,
+                                                                           "use_d_ood": False}})]
+
+
 EXPERIMENTS: dict[str, tuple[str, Callable[[], list[Run]]]] = {  # in order of importance (`all` runs this order)
     "table1": ("Table 1: seed quality, baseline vs W-OoD", table1),
     "table5": ("Table 5: loss ablations", table5),
@@ -136,14 +145,18 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[], list[Run]]]] = {  # in order of i
     "tableA2": ("Table A2: tau x lambda (lambda scaled as 1/tau, as the paper's grid)", table_a2),
     "fig5b": ("Fig. 5b: fixed labelling budget |D_in| + |D_ood| = 900", fig5b),
     "causes": ("What the gain depends on: lambda's scale, centre refresh and OoD batch share", causes),
+    "variants": ("Benchmark variants: Table 1 and Table 5 (b)/(f) per variant", variants),
 }
+NOT_IN_ALL = ("variants",)
 
 
 class Seeds:
     """Per training seed: F_in and its mined hard-OoD list (made once, shared by every experiment)."""
 
-    def __init__(self, base: Config, work: Path, progress: bool) -> None:
+    def __init__(self, base: Config, work: Path, progress: bool, variant: Variant | None = None,
+                 tag: str = "") -> None:
         self.base, self.work, self.progress = base, work, progress
+        self.variant, self.tag = variant, tag
         self.root = Path(base.data.root)
         self.truth = read_pool_truth(self.root)
 
@@ -178,7 +191,11 @@ class Seeds:
         return train_stage(cfg, progress=self.progress)
 
     def mined(self, seed: int) -> Path:
+        """The hard-OoD list of this seed: mined with F_in (paper Sec. 3.1), or the variant's ready-made list."""
         pool_root = self.root / "ood_pool"
+        if self.variant is not None and self.variant.ood_source == "context_only":
+            n = self.base.demo.ood_per_class * len(CLASSES)
+            return context_only_list(self.root, self.work / f"seed{seed}" / "ood" / "context_only.txt", n, seed)
         pool = read_ood_list(pool_root / "pool.txt", pool_root)
 
         def is_positive(entry: str, class_name: str) -> bool:
@@ -220,18 +237,31 @@ def run_one(run: Run, seed: int, seeds: Seeds, eval_splits: list[str]) -> dict[s
         train_stage(cfg, progress=seeds.progress)
     cfg = derive(cfg, cam={"splits": eval_splits}, data={"heldout_split": eval_splits[1] if len(eval_splits) > 1 else None})
     res = seed_stage(cfg, progress=seeds.progress, quiet_table=True,
-                     extra_protocol={"benchmark": benchmark_tag(benchmark_spec(base)), "train_seed": seed})
+                     extra_protocol={"benchmark": seeds.tag, "train_seed": seed})
     return {s: res[s]["best"] for s in eval_splits} | {"protocol": res[eval_splits[0]]["protocol"]}
 
 
+def variant_spec(base: Config, variant: Variant | None) -> BenchmarkSpec:
+    """The benchmark spec of a run: the demo's (seed, scale) and, when given, the variant's overrides."""
+    if variant is None:
+        return benchmark_spec(base)
+    return variant.spec(seed=base.demo.benchmark_seed, scale=base.demo.benchmark_scale)
+
+
+def variant_tag(spec: BenchmarkSpec, variant: Variant | None) -> str:
+    tag = benchmark_tag(spec)
+    return tag if variant is None else f"{tag}, variant '{variant.name}' (OoD list: {variant.ood_source})"
+
+
 def summarise(name: str, runs: list[Run], results: dict[str, list[dict[str, Any]]], splits: list[str],
-              command: str, base: Config, seeds: list[int], seconds: float) -> str:
-    title = EXPERIMENTS[name][0]
+              command: str, tag: str, seeds: list[int], seconds: float, title: str | None = None,
+              extra: str = "") -> tuple[str, str]:
+    title = title or EXPERIMENTS[name][0]
     first = next(iter(results.values()))[0]
     proto = first["protocol"]
     lines = [f"# {title}", "",
-             f"Benchmark: {benchmark_tag(benchmark_spec(base))}. Training seeds: {seeds}. "
-             f"Mean +- std over seeds, in %.", "",
+             f"Benchmark: {tag}. Training seeds: {seeds}. "
+             f"Mean +- std over seeds, in %.", "", *([extra, ""] if extra else []),
              f"Protocol: seeds = {proto['method']} (scales {proto['scales']}, flip {proto['flip']}), CRF off, "
              f"background = constant threshold plane; threshold = the best mIoU on split "
              f"'{splits[0]}' per run{', applied unchanged to split ' + repr(splits[1]) if len(splits) > 1 else ''}; "
@@ -245,7 +275,7 @@ def summarise(name: str, runs: list[Run], results: dict[str, list[dict[str, Any]
             for m in METRICS:
                 v = 100 * np.array([r[m] for r in rows])
                 cells.append(f"{v.mean():.1f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.1f}")
-                csv_rows.append({"experiment": name, "split": split, "run": run.label, "metric": m,
+                csv_rows.append({"experiment": name, "benchmark": tag, "split": split, "run": run.label, "metric": m,
                                  "mean": round(float(v.mean()), 3),
                                  "std": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 3),
                                  "values": " ".join(f"{x:.2f}" for x in v)})
@@ -276,31 +306,80 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--heldout", action="store_true", help="also judge the held-out split (slower)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--variants", nargs="+", default=["default", "small-strong-list"], choices=list(VARIANTS),
+                    help="benchmark variants of the `variants` experiment")
     ap.add_argument("overrides", nargs="*", help="config overrides key=value")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from woodseg.data.benchmark import ensure_benchmark
-
+    command = "python benchmarks/paper_experiments.py " + " ".join(sys.argv[1:] if argv is None else argv)
     base = load_config(args.config, args.overrides)
-    root = ensure_benchmark(benchmark_spec(base))
-    base = derive(base, data={"root": str(root)})
-    seeds = Seeds(base, args.work, args.progress)
-    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    if args.experiment == "variants":
+        run_variants(base, args, command)
+        return
+    seeds = make_seeds(base, args.work, args.progress, None)
+    names = [n for n in EXPERIMENTS if n not in NOT_IN_ALL] if args.experiment == "all" else [args.experiment]
     for name in names:
         t0 = time.perf_counter()
         runs = EXPERIMENTS[name][1]()
         splits = ["train", "val"] if (args.heldout or name == "table1") else ["train"]
-        results: dict[str, list[dict[str, Any]]] = {r.label: [] for r in runs}
-        for seed in args.seeds:
-            for run in runs:
-                print(f"[{name}] seed {seed}: {run.label}", flush=True)
-                results[run.label].append(run_one(run, seed, seeds, splits))
-        command = "python benchmarks/paper_experiments.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        md, table = summarise(name, runs, results, splits, command, base, args.seeds, time.perf_counter() - t0)
+        results = run_all(name, runs, seeds, args.seeds, splits)
+        md, table = summarise(name, runs, results, splits, command, seeds.tag, args.seeds, time.perf_counter() - t0)
         atomic_write_text(args.results / f"{name}.md", md)
         atomic_write_text(args.results / f"{name}.csv", table)
         print(md, flush=True)
+
+
+def make_seeds(base: Config, work: Path, progress: bool, variant: Variant | None) -> Seeds:
+    """Generate (or reuse) the benchmark of ``variant`` (None: the demo's) and the per-seed F_in/OoD holder."""
+    from woodseg.data.benchmark import ensure_benchmark
+
+    spec = variant_spec(base, variant)
+    root = ensure_benchmark(spec)
+    return Seeds(derive(base, data={"root": str(root)}), work, progress, variant, variant_tag(spec, variant))
+
+
+def run_all(name: str, runs: list[Run], seeds: Seeds, seed_list: list[int],
+            splits: list[str]) -> dict[str, list[dict[str, Any]]]:
+    results: dict[str, list[dict[str, Any]]] = {r.label: [] for r in runs}
+    for seed in seed_list:
+        for run in runs:
+            print(f"[{name}] seed {seed}: {run.label}", flush=True)
+            results[run.label].append(run_one(run, seed, seeds, splits))
+    return results
+
+
+def run_variants(base: Config, args: argparse.Namespace, command: str) -> None:
+    """The `variants` experiment: Table 1 + Table 5 (b) on each variant.
+
+    Each variant's tables go to ``variants/<name>.md`` and ``.csv`` (so variants can be run, with their own
+    seeds, by separate invocations); ``variants.md``/``.csv`` are then rebuilt from every variant file there.
+    """
+    splits = ["train", "val"] if args.heldout else ["train"]
+    folder = args.results / "variants"
+    for name in args.variants:
+        variant = get_variant(name)
+        t0 = time.perf_counter()
+        seeds = make_seeds(base, args.work / f"variant-{name}", args.progress, variant)
+        runs = variants()
+        results = run_all("variants", runs, seeds, args.seeds, splits)
+        spec = variant_spec(base, variant)
+        extra = (f"Variant '{name}': {variant.description}. Spec overrides {json.dumps(variant.overrides)} "
+                 f"(spec hash {spec.hash()}); OoD list: {variant.ood_source}.")
+        md, table = summarise("variants", runs, results, splits, command, seeds.tag, args.seeds,
+                              time.perf_counter() - t0, title=f"Variant '{name}'", extra=extra)
+        atomic_write_text(folder / f"{name}.md", md)
+        atomic_write_text(folder / f"{name}.csv", table)
+        print(md, flush=True)
+    mds, tables = [], []
+    for name in VARIANTS:  # the registry's order, whichever invocation made each file
+        if (folder / f"{name}.md").is_file():
+            mds.append((folder / f"{name}.md").read_text(encoding="utf-8").replace("# Variant", "## Variant", 1))
+            text = (folder / f"{name}.csv").read_text(encoding="utf-8")
+            tables.append(text if not tables else text.split("\n", 1)[1])
+    atomic_write_text(args.results / "variants.md", "# Benchmark variants: Table 1 and Table 5 (b)/(f)\n\n"
+                      + "\n".join(mds))
+    atomic_write_text(args.results / "variants.csv", "".join(tables))
 
 
 if __name__ == "__main__":

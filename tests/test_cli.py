@@ -228,6 +228,16 @@ def test_eval_prints_table_with_split_and_protocol(runs, which):
     assert "protocol:" in out
 
 
+def test_eval_of_a_wood_run_shows_the_safeguard(runs):
+    out = flat(runs.res["eval_wood"].output)
+    assert "safeguard (no pixel masks)" in out and "F_in" in out
+    report = json.loads((runs.wood / "eval" / "safeguard.json").read_text())
+    assert set(report["runs"]) == {"W-OoD", "F_in"} and isinstance(report["warn"], bool)
+    assert report["runs"]["F_in"]["n_heldout"] == len(split_ids(runs.root, "val"))
+    assert report["paths"]["F_in"] == str(runs.base)
+    assert not (runs.base / "eval" / "safeguard.json").exists()  # F_in itself has nothing to compare with
+
+
 # ---- bad input: exit code 2, one error line with a fix, no traceback -------------------------------------
 
 

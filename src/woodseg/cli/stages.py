@@ -83,11 +83,18 @@ def register_stage_commands(app: typer.Typer) -> None:
     def eval_(config: str = ConfigOpt, overrides: list[str] = OverridesArg,
               seeds: Path = typer.Option(None, help="Seed folder; default out_dir/seeds."),
               restart: bool = typer.Option(False, "--restart", help="Evaluate again even if nothing changed."),
-              shard: str = ShardOpt, quiet: bool = QuietOpt) -> None:
+              shard: str = ShardOpt, quiet: bool = QuietOpt,
+              control: Path = typer.Option(None, help="Run folder of the no-OoD control, for the safeguard."),
+              safeguard: bool = typer.Option(True, help="For a W-OoD run: compare it with F_in (train.init_from) "
+                                                        "on mask-free signals and warn if it looks worse."),
+              safeguard_split: str = typer.Option(None, help="Labelled split for the safeguard's held-out mAP "
+                                                             "(default: data.heldout_split).")) -> None:
         """Judge seeds against pixel masks: threshold sweep, mIoU, precision, recall, F1, per-class IoU.
 
         Writes out_dir/eval/seeds.json (the whole curve, the best row, per-class scores, the protocol).
         Sharded like `cam`: each shard writes its part; the one that finds every part writes the result.
+        For a W-OoD run also writes out_dir/eval/safeguard.json: held-out mAP and CAM peak share of W-OoD,
+        F_in and the control, with a warning when W-OoD's are lower (signals a user without masks has).
         """
         from woodseg.evaluate.stage import eval_stage
         from woodseg.runtime.shard import Shard
@@ -97,6 +104,12 @@ def register_stage_commands(app: typer.Typer) -> None:
                          restart=restart)
         if res is None:
             typer.echo(f"eval part of {sh.name} written; the last shard to finish writes eval/seeds.json")
+        elif safeguard:
+            from woodseg.evaluate.safeguard import format_report, safeguard_for_config
+
+            report = safeguard_for_config(load_config(config, overrides or []), control, heldout_split=safeguard_split)
+            if report is not None:
+                typer.echo(format_report(report))
 
     @app.command()
     def segmenter(config: str = ConfigOpt, overrides: list[str] = OverridesArg, restart: bool = RestartOpt,

@@ -30,7 +30,9 @@ Public API
 ----------
 ``BENCHMARK_VERSION``, ``BenchmarkSpec`` (``.tiny()``, ``.scaled(f)``), ``ensure_benchmark(spec,
 cache_dir)``, ``build_benchmark(spec, dest)``, ``read_pool_truth(root)``, ``read_image_truth(root)``,
-``CLASSES``, ``CONTEXTS``. Command line: ``python -m woodseg.data.benchmark [--out DIR] [--seed N]``.
+``CLASSES``, ``CONTEXTS``. Named variants of the family (context strength, object size, mined vs
+ready-made OoD list): :mod:`.variants`. Command line: ``python -m woodseg.data.benchmark [--out DIR]
+[--seed N] [--variant NAME | --list-variants]``.
 """
 
 from woodseg.data.benchmark.cache import (

@@ -1,7 +1,8 @@
-"""``python -m woodseg.data.benchmark [--out DIR] [--seed N] [--scale F | --tiny] [--force]``
+"""``python -m woodseg.data.benchmark [--out DIR] [--seed N] [--scale F | --tiny] [--variant NAME] [--force]``
 
 Generates (or reuses) the benchmark and prints where it is, how long generation took, its size on disk
-and its counts. Without ``--out`` it goes to the cache (see :mod:`woodseg.data.benchmark.cache`).
+and its counts. ``--variant`` picks a named variant (:mod:`woodseg.data.benchmark.variants`; ``--list-variants``
+shows them). Without ``--out`` it goes to the cache (see :mod:`woodseg.data.benchmark.cache`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from woodseg.data.benchmark import cache
 from woodseg.data.benchmark.spec import BenchmarkSpec
+from woodseg.data.benchmark.variants import VARIANTS, get_variant
 from woodseg.errors import DataError
 
 
@@ -28,10 +30,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every image count")
     ap.add_argument("--tiny", action="store_true", help="the tiny test preset")
+    ap.add_argument("--variant", default="default", help="named benchmark variant (default: v1.1 itself)")
+    ap.add_argument("--list-variants", action="store_true", help="print the variants and exit")
     ap.add_argument("--force", action="store_true", help="regenerate even if a valid copy exists")
     args = ap.parse_args(argv)
 
-    spec = BenchmarkSpec.tiny(seed=args.seed) if args.tiny else BenchmarkSpec(seed=args.seed)
+    if args.list_variants:
+        for v in VARIANTS.values():
+            print(f"{v.name:18s} {v.spec().hash()}  OoD {v.ood_source:12s} {v.description}")
+        return 0
+    try:
+        variant = get_variant(args.variant)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.tiny and variant.overrides:
+        spec = BenchmarkSpec.tiny(seed=args.seed, **variant.overrides)
+    else:
+        spec = BenchmarkSpec.tiny(seed=args.seed) if args.tiny else variant.spec(seed=args.seed)
     if args.scale != 1.0:
         spec = spec.scaled(args.scale)
     t0 = time.perf_counter()
@@ -52,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - t0
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     generated = cache.generation_count() > before
-    print(f"benchmark {manifest['version']} at {root}")
+    print(f"benchmark {manifest['version']} (variant '{variant.name}', OoD list: {variant.ood_source}) at {root}")
     print(f"{'generated' if generated else 'reused'} in {elapsed:.1f} s"
           + (f" (generation {manifest['generation_seconds']:.1f} s)" if generated else ""))
     print(f"size on disk: {_size(root) / 2**20:.1f} MiB in {manifest['files'] + 1} files")

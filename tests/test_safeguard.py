@@ -1,0 +1,110 @@
+"""The mask-free safeguard: AP, CAM peak share, the rule, and the report on real run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from woodseg.evaluate.safeguard import (
+    Rule,
+    RunSignals,
+    average_precision,
+    classification_ap,
+    compare,
+    peak_share,
+)
+
+
+def test_average_precision() -> None:
+    assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([1, 1, 0])) == 1.0
+    # positives ranked 1st and 3rd: (1/1 + 2/3) / 2
+    assert average_precision(np.array([0.9, 0.8, 0.7]), np.array([1, 0, 1])) == pytest.approx(5 / 6)
+    assert np.isnan(average_precision(np.array([0.5, 0.4]), np.array([0, 0])))
+    m, per = classification_ap(np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.3]]), np.array([[1, 0], [0, 1], [0, 0]]),
+                               ["a", "b"])
+    assert m == 1.0 and per == {"a": 1.0, "b": 1.0}
+    with pytest.raises(ValueError, match="no class"):
+        classification_ap(np.zeros((2, 1)), np.zeros((2, 1)), ["a"])
+
+
+
+def test_peak_share_tells_a_compact_map_from_a_spread_one() -> None:
+    yy, xx = np.mgrid[:32, :32]
+    blob = np.exp(-((yy - 16) ** 2 + (xx - 16) ** 2) / 8.0)  # compact object
+    spread = 0.4 + 0.6 * blob  # the same peak on a lit context
+    keys = np.array([0, 2])
+    present = np.array([True, False, True])
+    shares = peak_share(np.stack([blob, spread]).astype(np.float32), keys, present)
+    assert shares[0] > 0.5 and shares[1] < 0.1
+    assert peak_share(np.stack([blob, spread]), keys, np.array([False, False, True])) == pytest.approx([shares[1]])
+    assert peak_share(np.zeros((1, 4, 4)), np.array([0]), np.array([True])) == [0.0]
+
+
+def _signals(m: float | None, p: float | None) -> RunSignals:
+    return RunSignals(m, None, p, 10, 10)
+
+
+def test_rule_fires_on_either_signal_against_any_reference() -> None:
+    ok = compare({"W-OoD": _signals(0.80, 0.50), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"])
+    assert not ok["warn"] and ok["reasons"] == [] and "no sign" in ok["message"]
+    assert ok["deltas"]["F_in"]["peak_share"] == pytest.approx(0.05)
+    low_map = compare({"W-OoD": _signals(0.75, 0.50), "F_in": _signals(0.80, 0.45),
+                       "control": _signals(0.79, 0.45)}, "W-OoD", ["F_in", "control"])
+    assert low_map["warn"] and "WARNING" in low_map["message"]
+    assert low_map["reasons"] == ["held-out mAP 75.0 < F_in 80.0"]  # the control is shown, not judged
+    assert low_map["deltas"]["control"]["heldout_map"] == pytest.approx(-0.04)
+    above_f_in = compare({"W-OoD": _signals(0.81, 0.50), "F_in": _signals(0.80, 0.45),
+                          "control": _signals(0.84, 0.45)}, "W-OoD", ["F_in", "control"])
+    assert not above_f_in["warn"]
+    both = compare({"W-OoD": _signals(0.75, 0.50), "control": _signals(0.79, 0.45)}, "W-OoD", ["control"],
+                   Rule(references=("F_in", "control")))
+    assert both["warn"]
+    peak = {"W-OoD": _signals(None, 0.40), "F_in": _signals(None, 0.45)}
+    assert not compare(peak, "W-OoD", ["F_in"])["warn"]  # peak share is shown, off in the default rule
+    strict = compare(peak, "W-OoD", ["F_in"], Rule(peak_drop=0.02))
+    assert strict["warn"] and "peak share" in strict["reasons"][0]
+    assert not compare(peak, "W-OoD", ["F_in"], Rule(peak_drop=0.1))["warn"]
+
+
+def _write_seeds(run: Path, ds: object, ids: list[str], spread: bool) -> None:
+    from woodseg.data.images import load_mask
+    from woodseg.seeds.store import Seed, save_seed
+
+    for image_id in ids:
+        mask = load_mask(ds.mask_path(image_id))  # type: ignore[attr-defined]
+        keys = np.flatnonzero(ds.label(image_id))  # type: ignore[attr-defined]
+        maps = np.stack([(mask == k + 1).astype(np.float32) for k in keys])
+        if spread:
+            maps = 0.6 + 0.4 * maps
+        save_seed(run / "seeds" / f"{image_id}.npz",
+                  Seed(keys, maps[:, ::4, ::4], maps, np.array([1.0], np.float32), mask.shape))
+
+
+def test_safeguard_for_config_compares_wood_with_its_f_in(tiny_voc: Path, tmp_path: Path) -> None:
+    from helpers import random_checkpoint, tiny_overrides
+    from woodseg.config import load_config
+    from woodseg.data.build import load_dataset
+    from woodseg.evaluate.safeguard import format_report, safeguard_for_config
+
+    ds = load_dataset(load_config("demo", [f"data.root={tiny_voc}"]).data)
+    ids = ds.ids("train")
+    f_in = tmp_path / "f_in"
+    ckpt = random_checkpoint(f_in)
+    _write_seeds(f_in, ds, ids, spread=False)
+    wood = tmp_path / "wood"
+    (wood / "classifier").mkdir(parents=True)
+    (wood / "classifier" / "last.pt").write_bytes(ckpt.read_bytes())  # same classifier: same held-out mAP
+    _write_seeds(wood, ds, ids, spread=True)  # CAMs spread over the background
+    cfg = load_config("demo", tiny_overrides(tiny_voc, wood, **{"train.init_from": ckpt, "wood.variant": "paper"}))
+    report = safeguard_for_config(cfg)
+    assert report is not None and not report["warn"]  # same classifier: same held-out mAP
+    assert report["deltas"]["F_in"]["heldout_map"] == 0.0
+    assert report["deltas"]["F_in"]["peak_share"] < -0.2  # the spread CAMs are measured
+    assert (wood / "eval" / "safeguard.json").is_file()
+    strict = safeguard_for_config(cfg, rule=Rule(peak_drop=0.02))
+    assert strict is not None and strict["warn"] and "WARNING" in format_report(strict)
+    _write_seeds(wood, ds, ids, spread=False)
+    assert not safeguard_for_config(cfg, rule=Rule(peak_drop=0.02))["warn"]  # type: ignore[index]
+    assert safeguard_for_config(load_config("demo", tiny_overrides(tiny_voc, f_in))) is None  # F_in itself
