@@ -48,7 +48,7 @@ def _signals(m: float | None, p: float | None) -> RunSignals:
 
 def test_rule_fires_on_either_signal_against_any_reference() -> None:
     ok = compare({"W-OoD": _signals(0.80, 0.50), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"])
-    assert not ok["warn"] and ok["reasons"] == [] and "no sign" in ok["message"]
+    assert not ok["warn"] and ok["reasons"] == [] and "not validated" in ok["message"]
     assert ok["deltas"]["F_in"]["peak_share"] == pytest.approx(0.05)
     low_map = compare({"W-OoD": _signals(0.75, 0.50), "F_in": _signals(0.80, 0.45),
                        "control": _signals(0.79, 0.45)}, "W-OoD", ["F_in", "control"])

@@ -178,7 +178,8 @@ def compare(signals: Mapping[str, RunSignals], wood: str, references: Sequence[s
                + " (" + "; ".join(reasons) + "). The OoD term took evidence off the contexts; whether the "
                "object gained it is not visible without masks (on the benchmark variants this happened both "
                "where seeds improved and where they did not). Check a few CAMs before using its seeds."
-               if warn else f"{wood}: no sign that it made the seeds worse than " + " and ".join(judged) + ".")
+               if warn else f"{wood}: held-out mAP not below " + " and ".join(judged) + "'s (a mask-free signal, not "
+               "validated as a detector of worse seeds: benchmarks/results/variants.md).")
     return {"runs": rows, "wood": wood, "references": list(references), "deltas": deltas, "warn": warn,
             "reasons": reasons, "message": message, "rule": asdict(rule),
             "signals": "held-out classification mAP (image labels) and CAM peak share (no masks); "
@@ -201,7 +202,7 @@ def safeguard_report(wood_run: Path, f_in_run: Path, ds: LabelledImageSet, *, co
 
 
 def safeguard_for_config(cfg: Any, control_run: Path | None = None, *, heldout_split: str | None = None,
-                         device: str = "cpu", rule: Rule = RULE) -> dict[str, Any] | None:
+                         device: str | None = None, rule: Rule = RULE) -> dict[str, Any] | None:
     """The safeguard of a W-OoD run described by its config, written to ``eval/safeguard.json``.
 
     F_in is the run ``train.init_from`` points into (``<F_in>/classifier/last.pt``), as W-OoD fine-tunes it.
@@ -211,6 +212,7 @@ def safeguard_for_config(cfg: Any, control_run: Path | None = None, *, heldout_s
     """
     from woodseg.data.build import load_dataset
     from woodseg.fsutil import atomic_write_json
+    from woodseg.runtime.device import resolve_device
     from woodseg.runtime.paths import RunPaths
 
     if cfg.wood.variant == "none" or cfg.train.init_from is None:
@@ -228,7 +230,8 @@ def safeguard_for_config(cfg: Any, control_run: Path | None = None, *, heldout_s
     if seed_split is None and heldout is None:
         return None
     report = safeguard_report(paths.root, f_in_run, ds, control_run=control_run, seed_split=seed_split,
-                              heldout_split=heldout, batch_size=cfg.train.batch_size, device=device, rule=rule)
+                              heldout_split=heldout, batch_size=cfg.runtime.score_batch_size,
+                              device=str(resolve_device(device or cfg.runtime.device)), rule=rule)
     report["paths"] = {"W-OoD": str(paths.root), "F_in": str(f_in_run), "control": str(control_run) if control_run else None}
     atomic_write_json(paths.eval("safeguard"), report)
     return report
