@@ -113,3 +113,12 @@ def run_main(monkeypatch, capsys, *args: object) -> tuple[int, str, str]:
         root.setLevel(level)
     cap = capsys.readouterr()
     return exc.value.code, cap.out, cap.err
+
+
+def torchrun_path() -> Path:
+    """The torchrun beside this interpreter (the venv's), else the one on PATH."""
+    import shutil
+    import sys
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return torchrun if torchrun.exists() else Path(shutil.which("torchrun") or "torchrun")

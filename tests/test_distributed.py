@@ -11,21 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import tiny_overrides
+from helpers import tiny_overrides, torchrun_path
 from woodseg.data.images import load_mask
 from woodseg.fsutil import read_jsonl
 from woodseg.models.checkpoint import load_checkpoint
 
 
-def _torchrun() -> Path:
-    """The torchrun beside this interpreter (the venv's), else the one on PATH."""
-    torchrun = Path(sys.executable).with_name("torchrun")
-    return torchrun if torchrun.exists() else Path(shutil.which("torchrun") or "torchrun")
-
-
 @pytest.mark.slow
 def test_torchrun_two_processes(tiny_voc, tmp_path):
-    torchrun = _torchrun()
+    torchrun = torchrun_path()
     base = tmp_path / "base"
     frozen_bn = {"model.freeze_bn": True, "runtime.threads": 1}  # batch statistics would couple a rank's images
     over = tiny_overrides(tiny_voc, base, **{"wood.variant": "none", **frozen_bn})
@@ -177,7 +171,7 @@ def test_torchrun_runs_every_stage_with_per_image_stages_sharded(tiny_voc, tmp_p
 
     import numpy as np
 
-    torchrun = _torchrun()
+    torchrun = torchrun_path()
     from refine_helpers import REFINE
 
     refine = {**REFINE, "wood.variant": "none", "runtime.cam_batch_size": 2, "irn.batch_size": 8}
@@ -210,3 +204,14 @@ def test_torchrun_runs_every_stage_with_per_image_stages_sharded(tiny_voc, tmp_p
         for f in files:
             np.testing.assert_array_equal(load_mask(f), load_mask(one / product / f.name))
     assert json.loads((one / "eval" / "seeds.json").read_text())["train"]["best"] == sharded["train"]["best"]
+    # IRN trained by one process on the same IR labels equals the 2-process DDP one (global batch unchanged)
+    solo = tmp_path / "solo"
+    for product in ("classifier", "seeds", "ir_labels"):
+        shutil.copytree(out / product, solo / product)
+    proc = subprocess.run([sys.executable, "-m", "woodseg", "irn", "-q", *tiny_overrides(tiny_voc, solo, **refine)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    ddp, single_irn = load_checkpoint(out / "irn" / "last.pt"), load_checkpoint(solo / "irn" / "last.pt")
+    assert ddp["step"] == single_irn["step"] > 0
+    for key, value in single_irn["model"].items():
+        torch.testing.assert_close(ddp["model"][key], value, rtol=1e-4, atol=1e-5, msg=f"irn: {key}")

@@ -203,12 +203,12 @@ def test_ranking_naming_a_class_twice_is_refused_before_review(checkpoint, pool,
 def test_torchrun_ranks_exact_shards_and_rank0_merges(checkpoint, pool, tmp_path):
     """`torchrun --nproc_per_node=2 -m woodseg ood rank`: each process its share, rank 0 merges, same candidates."""
     import os
-    import shutil
     import subprocess
     import sys
 
-    torchrun = Path(sys.executable).with_name("torchrun")
-    torchrun = torchrun if torchrun.exists() else Path(shutil.which("torchrun") or "torchrun")
+    from helpers import torchrun_path
+
+    torchrun = torchrun_path()
     common = ["--checkpoint", str(checkpoint), "--pool", str(pool), "--threshold", "0.45",
               "wood.ood_long_side=40", "runtime.score_batch_size=3", "runtime.device=cpu", "runtime.threads=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

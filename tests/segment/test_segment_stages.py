@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import CLASSES, make_tiny_voc, tiny_overrides
+from helpers import CLASSES, make_tiny_voc, tiny_overrides, torchrun_path
 from woodseg.config import load_config
 from woodseg.data.build import load_dataset
 from woodseg.data.images import load_mask
@@ -215,12 +215,12 @@ def test_torchrun_two_processes_train_and_predict(tiny_voc, tmp_path) -> None:
     import subprocess
     import sys
 
-    torchrun = Path(sys.executable).with_name("torchrun")
-    if not torchrun.exists():
-        torchrun = Path(shutil.which("torchrun") or "torchrun")
+    torchrun = torchrun_path()
     out = tmp_path / "ddp"
-    over = tiny_overrides(tiny_voc, out, **{**SEG, "segmenter.iterations": 4, "predict.crf": False,
-                                            "runtime.device": "cpu"})
+    # frozen BatchNorm: batch statistics would couple each rank's images; a small lr keeps the random backbone finite
+    ddp_seg = {**SEG, "segmenter.iterations": 4, "segmenter.freeze_bn": True, "segmenter.lr": 1e-4,
+               "predict.crf": False, "runtime.device": "cpu"}
+    over = tiny_overrides(tiny_voc, out, **ddp_seg)
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "woodseg", "run", "-q", "--from", "segmenter",
            "--to", "predict", *over]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -234,6 +234,15 @@ def test_torchrun_two_processes_train_and_predict(tiny_voc, tmp_path) -> None:
     val = (tiny_voc / "ImageSets/Segmentation/val.txt").read_text().split()
     assert sorted(p.stem for p in (out / "predictions" / "val").glob("*.png")) == sorted(val)
     assert len(list((out / "predictions" / "val" / "shards").glob("*.json"))) == 2
+    # one process on the same global batch trains the same DeepLab
+    one = tmp_path / "one"
+    proc = subprocess.run([sys.executable, "-m", "woodseg", "segmenter", "-q", *tiny_overrides(tiny_voc, one, **ddp_seg)],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    single = load_checkpoint(one / "segmenter" / "last.pt")
+    for key, value in single["model"].items():
+        if value.is_floating_point():
+            torch.testing.assert_close(state["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
 def test_stages_follow_the_seeds_in_pipeline_order() -> None:

@@ -133,13 +133,25 @@ def deeplab_optimizer(model: MSC, lr: float = 2.5e-4, momentum: float = 0.9, wei
 
 def msc_loss(outputs: torch.Tensor | list[torch.Tensor], labels: torch.Tensor, ignore_index: int = 255
              ) -> torch.Tensor:
-    """Cross entropy summed over the MSC outputs, labels resized to each output with nearest, 255 ignored."""
+    """Cross entropy summed over the MSC outputs, labels resized to each output with nearest, 255 ignored.
+
+    Each output's loss is the mean over the valid pixels of the *global* batch: under DDP (W processes, each
+    a slice of the batch) the local sum is divided by the valid-pixel count summed over the ranks, times W
+    (DDP averages the gradients), so W processes train as one does even when padding (255) leaves the ranks
+    different numbers of valid pixels.
+    """
+    import torch.distributed as dist
+
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     outputs = outputs if isinstance(outputs, list) else [outputs]
     total = outputs[0].new_zeros(())
     for logits in outputs:
         lab = F.interpolate(labels[:, None].float(), size=logits.shape[-2:], mode="nearest-exact")[:, 0].long()
-        if (lab != ignore_index).any():
-            total = total + F.cross_entropy(logits, lab, ignore_index=ignore_index)
-        else:  # a crop of padding only: no signal, but keep the graph (DDP expects every parameter used)
-            total = total + 0.0 * logits.sum()
+        count = (lab != ignore_index).sum().to(torch.float64)
+        if world > 1:
+            dist.all_reduce(count)
+            count = count / world
+        ce = F.cross_entropy(logits, lab, ignore_index=ignore_index, reduction="sum")
+        # a crop of padding only gives no signal but keeps the graph (DDP expects every parameter used)
+        total = total + (ce / count.clamp_min(1).to(ce.dtype) if count > 0 else 0.0 * logits.sum())
     return total
