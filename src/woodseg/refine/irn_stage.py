@@ -38,6 +38,7 @@ from woodseg.runtime.driver import ItemFolder, verify_items
 from woodseg.runtime.fingerprint import changes, read_record, stage_record
 from woodseg.runtime.paths import STAGE_RECORD, RunPaths
 from woodseg.train.distributed import barrier, init_distributed, teardown
+from woodseg.train.distributed import steps_per_epoch as epoch_steps
 from woodseg.train.engine import Engine
 from woodseg.train.sampler import StepBatchSampler
 
@@ -127,13 +128,7 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:  # noqa: A
                         f"{list(ds.class_names)}", path=labels.index, fix="remake them: `woodseg ir-labels --restart`")
     section = cfg.irn
     b, world = section.batch_size, info.world
-    if b % world:
-        raise ConfigError(f"irn.batch_size={b} is not divisible by the {world} processes",
-                          fix="use a batch size that is a multiple of the process count")
-    steps_per_epoch = len(ids) // b
-    if steps_per_epoch == 0:
-        raise DataError(f"split '{split}' has {len(ids)} images, fewer than one batch of {b}",
-                        fix="lower irn.batch_size")
+    steps_per_epoch = epoch_steps(len(ids), b, info, key="irn.batch_size", split=split)
     tcfg = TrainConfig(epochs=section.epochs, batch_size=b, lr=section.lr, seed=section.seed,
                        checkpoint_every=section.checkpoint_every, crop_size=section.crop_size)
     model, weights_file = build_irn(cfg)

@@ -43,6 +43,7 @@ from woodseg.segment.data import MaskedImages, pair_loader, to_input
 from woodseg.segment.predict import predict_probs
 from woodseg.segment.train import train_deeplab
 from woodseg.train.distributed import barrier, init_distributed, teardown
+from woodseg.train.distributed import steps_per_epoch as epoch_steps
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +123,7 @@ def _train(cfg: Config, info: Any, restart: bool, progress: bool) -> Path:
     masks = training_masks(cfg, ds, ids)
 
     world, b = info.world, s.batch_size
-    if b % world:
-        raise ConfigError(f"segmenter.batch_size={b} is not divisible by the {world} processes",
-                          fix="use a batch size that is a multiple of the process count")
-    steps_per_epoch = len(ids) // b
-    if steps_per_epoch == 0:
-        raise DataError(f"split '{split}' has {len(ids)} images, fewer than one batch of {b}",
-                        fix="lower segmenter.batch_size")
+    steps_per_epoch = epoch_steps(len(ids), b, info, key="segmenter.batch_size", split=split)
     max_steps = s.iterations if s.iterations is not None else s.epochs * steps_per_epoch  # type: ignore[operator]
     settings = {"segmenter": s.model_dump(mode="json", exclude=_RUNTIME_KEYS), "split": split,
                 "classes": list(ds.class_names)}
@@ -162,9 +157,9 @@ def _train(cfg: Config, info: Any, restart: bool, progress: bool) -> Path:
         log.warning("segmenter.freeze_bn with a random backbone keeps BatchNorm at its initial statistics "
                     "(mean 0, variance 1), which usually diverges; set segmenter.freeze_bn=false or give weights")
     if info.is_main:
-        log.info("segmenter: %s on %d images of '%s' (%s labels), %d steps, global batch %d = %d process(es) x %d%s",
-                 s.backbone, len(ids), split, s.labels, max_steps, b, world, b // world,
-                 "" if b >= 10 else " (deeplab-pytorch: 10 = 5 x 2 accumulated; this engine does not accumulate)")
+        log.info("segmenter: %s on %d images of '%s' (%s labels), %d steps%s", s.backbone, len(ids), split, s.labels,
+                 max_steps, "" if b >= 10 else " (deeplab-pytorch's batch: 10 = 5 x 2 accumulated; this engine does "
+                 "not accumulate)")
     dataset = MaskedImages([ds.image_path(i) for i in ids], masks, ds.num_classes + 1, crop=s.crop_size,
                            scales=s.scales, seed=s.seed, skip_bad=cfg.data.on_bad_image == "skip")
 

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from woodseg.config import Config, save_config
 from woodseg.data.build import load_dataset, load_ood
-from woodseg.errors import ConfigError, DataError
+from woodseg.errors import ConfigError
 from woodseg.models.cam_net import (
     CamNet,
     build_cam_net,
@@ -36,6 +36,7 @@ from woodseg.runtime.fingerprint import changes, fingerprint, read_record, stage
 from woodseg.runtime.paths import STAGE_RECORD, RunPaths
 from woodseg.train.data import step_loader
 from woodseg.train.distributed import barrier, init_distributed, teardown
+from woodseg.train.distributed import steps_per_epoch as epoch_steps
 from woodseg.train.engine import Engine, make_optimizer
 from woodseg.wood.centres import Centres, compute_centres
 from woodseg.wood.objective import WoodObjective
@@ -90,13 +91,8 @@ def _train(cfg: Config, info, restart: bool, progress: bool) -> Path:
         exclude_index = ds.class_names.index(wood.exclude_class)
 
     world, b = info.world, tcfg.batch_size
-    if b % world:
-        raise ConfigError(f"train.batch_size={b} is not divisible by the {world} processes",
-                          fix="use a batch size that is a multiple of the process count")
-    steps_per_epoch = len(ids) // b if tcfg.drop_last else -(-len(ids) // b)
-    if steps_per_epoch == 0:
-        raise DataError(f"split '{cfg.data.train_split}' has {len(ids)} images, fewer than one batch of {b}",
-                        fix="lower train.batch_size or set train.drop_last=false")
+    steps_per_epoch = epoch_steps(len(ids), b, info, key="train.batch_size",
+                                  split=cfg.data.train_split, drop_last=tcfg.drop_last)
     max_steps = tcfg.epochs * steps_per_epoch
 
     fp_parts = {

@@ -7,6 +7,7 @@ runs single-process. NCCL on GPUs, Gloo on the CPU.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from woodseg.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,26 @@ def init_distributed(device: str) -> DistInfo:
             torch.cuda.set_device(local)
         dist.init_process_group(backend=backend)
     return DistInfo(rank, world, local)
+
+
+def steps_per_epoch(n_images: int, batch_size: int, info: DistInfo, *, key: str, split: str,
+                    drop_last: bool = True) -> int:
+    """Optimiser steps per epoch of a global batch of ``batch_size`` split over ``info.world`` processes.
+
+    The global batch is the single-process one, so it must divide by the process count; the split must hold
+    at least one batch. The one check (and its messages) of every trained stage; rank 0 logs the batch.
+    """
+    if batch_size % info.world:
+        raise ConfigError(f"{key}={batch_size} is not divisible by the {info.world} processes",
+                          fix="use a batch size that is a multiple of the process count")
+    steps = n_images // batch_size if drop_last else -(-n_images // batch_size)
+    if steps == 0:
+        raise DataError(f"split '{split}' has {n_images} images, fewer than one batch of {batch_size}",
+                        fix=f"lower {key}" + (" or set train.drop_last=false" if key == "train.batch_size" else ""))
+    if info.is_main:
+        log.info("%s: global batch %d = %d process(es) x %d, %d steps per epoch", key.split(".")[0], batch_size,
+                 info.world, batch_size // info.world, steps)
+    return steps
 
 
 def barrier(info: DistInfo) -> None:
