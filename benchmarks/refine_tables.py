@@ -1,6 +1,7 @@
 """The paper's Tables 2 and 3 on the embedded spurious-context benchmark, baseline vs W-OoD, per training seed.
 
     python benchmarks/refine_tables.py --seeds 0 1 2
+    python benchmarks/refine_tables.py --demo runs/demo     # the finished runs of one `woodseg demo` (its seed)
 
 Per training seed s: F_in (``train.seed=s``) and its mined hard-OoD list, then W-OoD (paper) fine-tuned from
 it, exactly as ``benchmarks/paper_experiments.py`` makes them (its ``Seeds`` helper); each run then goes
@@ -9,6 +10,9 @@ IRN, random-walk pseudo masks, their evaluation (Table 2: Seed, +CRF, Mask mIoU 
 the masks, prediction and evaluation on the held-out split val (Table 3). Runs live under ``--work``
 (default ``benchmarks/runs-refine``: the seeds of train_aug need other ``cam.splits`` than the seed-only
 experiments) and every stage resumes.
+
+``--demo DIR`` reads the evaluations of a finished ``woodseg demo`` (``DIR/baseline``, ``DIR/wood-paper``: the
+same runs and settings, the demo's training seed) instead of making runs.
 
 Results: ``benchmarks/results/table2.md`` / ``.csv`` and ``table3.md`` / ``.csv`` (mean +- std over seeds, in %),
 with the command and the machine.
@@ -68,7 +72,13 @@ def refine_one(cfg: Config, seed: int, progress: bool) -> dict[str, Any]:
 
 def _stats(values: list[float]) -> tuple[float, float]:
     v = 100 * np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+
+
+def _fmt(m: float, s: float, sign: bool = False) -> str:
+    """mean +- std; one seed has no std and shows the value alone."""
+    v = f"{m:+.1f}" if sign else f"{m:.1f}"
+    return v if np.isnan(s) else f"{v} +- {s:.1f}"
 
 
 def summarise(results: dict[str, list[dict[str, Any]]], command: str, base: Config, seeds: list[int],
@@ -77,8 +87,10 @@ def summarise(results: dict[str, list[dict[str, Any]]], command: str, base: Conf
     first = next(iter(results.values()))[0]
     split = first["table2"]["split"]
     seg_names = list(first["segmentation"])
-    head = [f"Benchmark: {benchmark_tag(benchmark_spec(base))}. Training seeds: {seeds}. Mean +- std over seeds, "
-            "mIoU in %; the per-seed values are in the CSV beside this file.", ""]
+    head = [f"Benchmark: {benchmark_tag(benchmark_spec(base))}. Training seeds: {seeds}"
+            f"{' (one seed: no std)' if len(seeds) == 1 else ''}. Mean +- std over seeds, mIoU in %; the per-seed "
+            "values are in the CSV beside this file. Settings: the demo config (ResNet-10 from scratch, 112 px "
+            "images; IRN on the classifier's backbone; DeepLab-v2 head on a dilated ResNet-10).", ""]
     foot = ["", f"Command: `{command}`", "",
             f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
             f"{'GPU ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU only'}; wall time of "
@@ -94,18 +106,18 @@ def summarise(results: dict[str, list[dict[str, Any]]], command: str, base: Conf
         for key, name in TABLE2:
             vals = [r["table2"][key]["miou"] for r in per_seed]
             m, s = _stats(vals)
-            cells.append(f"{m:.1f} +- {s:.1f}")
-            rows2.append({"run": label, "column": name, "mean": round(m, 3), "std": round(s, 3),
+            cells.append(_fmt(m, s))
+            rows2.append({"run": label, "column": name, "mean": round(m, 3), "std": "" if np.isnan(s) else round(s, 3),
                           "values": " ".join(f"{100 * v:.2f}" for v in vals)})
         gain = [r["table2"]["mask"]["miou"] - r["table2"]["seed"]["miou"] for r in per_seed]
         m, s = _stats(gain)
-        t2.append(f"| {label} | " + " | ".join(cells) + f" | {m:+.1f} +- {s:.1f} |")
+        t2.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(m, s, sign=True)} |")
         seg_cells = []
         for name in seg_names:
             vals = [r["segmentation"][name]["miou"] for r in per_seed]
             m, s = _stats(vals)
-            seg_cells.append(f"{m:.1f} +- {s:.1f}")
-            rows3.append({"run": label, "column": name, "mean": round(m, 3), "std": round(s, 3),
+            seg_cells.append(_fmt(m, s))
+            rows3.append({"run": label, "column": name, "mean": round(m, 3), "std": "" if np.isnan(s) else round(s, 3),
                           "values": " ".join(f"{100 * v:.2f}" for v in vals)})
         t3.append(f"| {label} | " + " | ".join(seg_cells) + " |")
     t2 += ["", "Protocols (first run, first seed):", *(f"- {name}: {first['table2'][key]['protocol']}"
@@ -129,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", default="demo", help="base config (bundled name or YAML); default: demo")
     ap.add_argument("--work", type=Path, default=HERE / "runs-refine")
     ap.add_argument("--results", type=Path, default=HERE / "results")
+    ap.add_argument("--demo", type=Path, default=None, help="read a finished `woodseg demo` folder instead")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("overrides", nargs="*", help="config overrides key=value")
@@ -141,14 +154,20 @@ def main(argv: list[str] | None = None) -> None:
     base = load_config(args.config, args.overrides)
     root = ensure_benchmark(benchmark_spec(base))
     base = derive(base, data={"root": str(root)})
-    seeds = Seeds(base, args.work, args.progress)
     results: dict[str, list[dict[str, Any]]] = {label: [] for label in RUNS}
-    for seed in args.seeds:
-        for label, cfg in run_configs(seeds, seed).items():
-            print(f"[tables 2, 3] seed {seed}: {label}", flush=True)
-            results[label].append(refine_one(cfg, seed, args.progress))
+    if args.demo is not None:
+        seed_list = [base.train.seed]
+        for label, sub in zip(RUNS, ("baseline", "wood-paper"), strict=True):
+            results[label].append(refined_results(args.demo / sub, base.data.seed_split, base.data.heldout_split))
+    else:
+        seed_list = list(args.seeds)
+        seeds = Seeds(base, args.work, args.progress)
+        for seed in seed_list:
+            for label, cfg in run_configs(seeds, seed).items():
+                print(f"[tables 2, 3] seed {seed}: {label}", flush=True)
+                results[label].append(refine_one(cfg, seed, args.progress))
     command = "python benchmarks/refine_tables.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    t2, c2, t3, c3 = summarise(results, command, base, args.seeds, time.perf_counter() - t0)
+    t2, c2, t3, c3 = summarise(results, command, base, seed_list, time.perf_counter() - t0)
     for name, text in (("table2.md", t2), ("table2.csv", c2), ("table3.md", t3), ("table3.csv", c3)):
         atomic_write_text(args.results / name, text)
     print(t2, t3, sep="\n\n", flush=True)
