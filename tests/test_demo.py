@@ -1,4 +1,5 @@
-"""`woodseg demo` end to end at a tiny size: benchmark -> F_in -> mined OoD -> W-OoD -> seeds -> report."""
+"""`woodseg demo` end to end at a tiny size: benchmark -> F_in -> mined OoD -> W-OoD -> seeds -> masks ->
+segmenter -> report."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ TINY = [
     "demo.overlays=2", "demo.variants=[paper,official]", "demo.control=true",
     "train.epochs=1", "train.batch_size=8", "runtime.threads=1", "wood.K=4", "wood.ood_batch_size=4",
     "cam.scales=[1.0,0.5]", "model.channels_last=false",
+    "irn.epochs=1", "irn.batch_size=8", "walk.exp_times=3", "segmenter.epochs=1", "segmenter.batch_size=4",
+    "segmenter.channels_last=false", "predict.batch_size=4",
 ]
 
 
@@ -32,6 +35,20 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
             assert 0 <= row["miou"] <= 1 and 0 <= row["precision"] <= 1
             assert row["protocol"]["benchmark"].startswith("spurious-context v")
             assert row["protocol"]["split"] == split
+    # Table 2 row and the held-out segmentation for the baseline and the W-OoD runs (not the control)
+    assert "From seeds to segmentation" in result.output and "Demo run time per step" in result.output
+    assert set(summary["refined"]) == {"baseline (F_in)", "W-OoD (paper)", "W-OoD (official)"}
+    for refined in summary["refined"].values():
+        row = refined["table2"]
+        assert row["split"] == "train"
+        for key, what in (("seed", "seeds"), ("crf", "seed + CRF"), ("mask", "pseudo masks")):
+            assert 0 <= row[key]["miou"] <= 1 and what in row[key]["protocol"], row[key]
+        assert set(refined["segmentation"]) == {"val", "val-crf"}
+        assert "split val" in refined["segmentation"]["val"]["protocol"]
+        assert 0 <= refined["segmentation"]["val"]["miou"] <= 1
+    val_ids = sorted(p.stem for p in (out / "baseline" / "predictions" / "val").glob("*.png"))
+    assert val_ids and all((out / "baseline" / "masks" / f"{i}.png").exists() for i in val_ids)
+    assert any(k.startswith("segmenter ") for k in summary["timings_s"])
     review = summary["review"]
     assert review["simulated"] is True
     kept = (out / "ood" / "ood_list.txt").read_text().split()
@@ -41,8 +58,11 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     html = (out / "report.html").read_text()
     assert "W-OoD (paper)" in html and "simulated" in html.lower()
     assert (out / "wood-paper" / "classifier" / "centres.npz").exists()
+    assert 'id="refinement"' in html and html.count('class="overlay mask-overlay"') == 2
     # a second run finds everything done and only re-reads it
-    stamp = (out / "wood-paper" / "classifier" / "last.pt").stat().st_mtime_ns
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "wood-paper" / "classifier" / "last.pt",
+                                                 out / "wood-paper" / "segmenter" / "last.pt")}
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
-    assert (out / "wood-paper" / "classifier" / "last.pt").stat().st_mtime_ns == stamp
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert json.loads((out / "summary.json").read_text())["refined"] == summary["refined"]

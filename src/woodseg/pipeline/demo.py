@@ -6,7 +6,9 @@
    *simulated* reviewer that reads the benchmark's hidden truth through the review app's own store;
 4. fine-tune F_in with W-OoD on the kept hard OoD images (paper and/or official variant);
 5. make multi-scale CAM seeds and judge them on the training images' masks and on a held-out split;
-6. write one self-contained HTML report.
+6. for the baseline and W-OoD: IR labels, IRN, random-walk pseudo masks (judged: the paper's Table 2 row
+   Seed, +CRF, Mask), a DeepLab segmenter trained on the masks and judged on the held-out split (Table 3);
+7. write one self-contained HTML report.
 
 Outputs go to ``out_dir`` (``runs/demo``): ``baseline/``, ``ood/``, ``wood-<variant>/``, ``report.html``,
 ``summary.json``. Every step resumes or skips finished work.
@@ -29,10 +31,14 @@ from woodseg.data.ood_list import read_ood_list
 from woodseg.evaluate.stage import print_seed_table
 from woodseg.fsutil import atomic_write_json, read_jsonl
 from woodseg.ood.resolution import config_scoring_long_side
+from woodseg.pipeline.stages import run_stages
 from woodseg.pipeline.steps import Timer, derive, mine_hard_ood, seed_stage, train_stage
 from woodseg.runtime.device import stage_device
 
 log = logging.getLogger(__name__)
+
+REFINE_STAGES = ("ir_labels", "irn", "masks", "eval_masks", "segmenter", "predict", "eval_predictions")
+"""The stages after the seeds' evaluation, run for the baseline and each W-OoD variant."""
 
 
 def demo_settings(cfg: Config) -> DemoConfig:
@@ -68,11 +74,11 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
     # 1. F_in
     base = derive(cfg, name="baseline", out_dir=str(out / "baseline"), wood={"variant": "none"},
                   train={"epochs": demo.baseline_epochs, "lr": demo.baseline_lr, "init_from": None})
-    console.print("[bold]1/5[/bold] training the in-distribution classifier F_in (baseline)")
+    console.print("[bold]1/6[/bold] training the in-distribution classifier F_in (baseline)")
     f_in = timer.run("train baseline", lambda: train_stage(base, progress=progress))
 
     # 2. hard OoD from the pool
-    console.print("[bold]2/5[/bold] ranking the candidate OoD pool by p(c) and pruning positives "
+    console.print("[bold]2/6[/bold] ranking the candidate OoD pool by p(c) and pruning positives "
                   "([yellow]simulated reviewer reading the benchmark's hidden truth[/yellow])")
     truth = read_pool_truth(root)
     pool_root = root / "ood_pool"
@@ -100,17 +106,30 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
             train={"init_from": str(f_in)},
             data={"ood_list": str(mining.ood_list), "ood_root": str(pool_root)})
     for label, rcfg in runs.items():
-        console.print(f"[bold]3/5[/bold] training {label} from F_in")
+        console.print(f"[bold]3/6[/bold] training {label} from F_in")
         timer.run(f"train {rcfg.name}", lambda rcfg=rcfg: train_stage(rcfg, progress=progress))
 
     # 4. seeds + evaluation
     all_runs = {"baseline (F_in)": base, **runs}
     results: dict[str, dict[str, Any]] = {}
     for label, rcfg in all_runs.items():
-        console.print(f"[bold]4/5[/bold] CAM seeds and evaluation: {label}")
+        console.print(f"[bold]4/6[/bold] CAM seeds and evaluation: {label}")
         results[label] = timer.run(f"seeds {rcfg.name}", lambda rcfg=rcfg: seed_stage(
             rcfg, progress=progress, extra_protocol=protocol_extra, quiet_table=True))
     print_seed_table(results, console)
+
+    # 5. pseudo masks and a segmentation network for the baseline and W-OoD (Tables 2 and 3)
+    refined_runs = {"baseline (F_in)": base, **{lbl: c for lbl, c in runs.items() if lbl.startswith("W-OoD")}}
+    from woodseg.report.refined import refined_results
+
+    refined: dict[str, dict[str, Any]] = {}
+    for label, rcfg in refined_runs.items():
+        console.print(f"[bold]5/6[/bold] IR labels, IRN, random walk, DeepLab: {label}")
+        for stage in REFINE_STAGES:
+            timer.run(f"{stage} {rcfg.name}", lambda rcfg=rcfg, stage=stage: run_stages(
+                rcfg, start=stage, stop=stage, progress=progress, console=Console(quiet=True)))
+        refined[label] = refined_results(Path(rcfg.out_dir), cfg.data.seed_split, cfg.data.heldout_split)
+    print_refined_table(refined, console)
 
     summary: dict[str, Any] = {
         "benchmark": tag,
@@ -119,6 +138,7 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
         "runs": {label: {"out_dir": str(rcfg.out_dir), **{s: r[s]["best"] | {"protocol": r[s]["protocol"]}
                                                           for s in r if s != "run"}}
                  for label, rcfg in all_runs.items() for r in [results[label]]},
+        "refined": refined,
         "timings_s": timer.seconds,
         "throughput": _throughput(all_runs),
         "machine": _machine(),
@@ -130,7 +150,7 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
 
     # 5. report
     if demo.report:
-        console.print("[bold]5/5[/bold] writing the report")
+        console.print("[bold]6/6[/bold] writing the report")
         from woodseg.report import ReportInputs, write_report
 
         ds = load_dataset(cfg.data)
@@ -143,6 +163,7 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
             baseline=labels[0],
             compare=[lbl for lbl in labels[1:]],
             ood_paths=list(ood.paths),
+            refined={label: Path(rcfg.out_dir) for label, rcfg in refined_runs.items()},
             review=mining.review["classes"] | {"simulated": True},
             timings=timer.seconds,
             throughput=summary["throughput"],
@@ -153,7 +174,44 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
         summary["timings_s"] = timer.seconds
         console.print(f"[bold green]report:[/bold green] {report}")
     atomic_write_json(out / "summary.json", summary)
+    _print_timings(console, timer.seconds)
     return summary
+
+
+def print_refined_table(refined: dict[str, dict[str, Any]], console: Console) -> None:
+    """Table 2 (Seed, +CRF, Mask on the judged split) and Table 3 (segmentation on the held-out split), in %."""
+    from rich.table import Table
+
+    if not refined:
+        return
+    first = next(iter(refined.values()))
+    seg_names = list(first["segmentation"])
+    table = Table(title=f"From seeds to segmentation (mIoU %): Seed, +CRF, Mask on split "
+                        f"'{first['table2']['split']}'; segmentation on the held-out split")
+    for col in ("run", "Seed", "+CRF", "Mask", *(f"seg {n}" for n in seg_names)):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for label, r in refined.items():
+        t2 = r["table2"]
+        table.add_row(label, *(f"{100 * t2[k]['miou']:.1f}" for k in ("seed", "crf", "mask")),
+                      *(f"{100 * r['segmentation'][n]['miou']:.1f}" if n in r["segmentation"] else "-"
+                        for n in seg_names))
+    console.print(table)
+    for key, name in (("seed", "Seed"), ("crf", "+CRF"), ("mask", "Mask")):
+        console.print(f"[dim]{name}: {first['table2'][key]['protocol']}[/dim]")
+    for n in seg_names:
+        console.print(f"[dim]seg {n}: {first['segmentation'][n]['protocol']}[/dim]")
+
+
+def _print_timings(console: Console, seconds: dict[str, float]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Demo run time per step (s)")
+    table.add_column("step")
+    table.add_column("s", justify="right")
+    for name, s in seconds.items():
+        table.add_row(name, f"{s:.1f}")
+    table.add_row("total", f"{sum(seconds.values()):.1f}")
+    console.print(table)
 
 
 def _print_review(console: Console, review: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from woodseg.data.dataset import LabelledImageSet
 from woodseg.errors import ConfigError, DataError
 from woodseg.evaluate.seeds import describe
 from woodseg.fsutil import atomic_write_text
-from woodseg.report import figures, overlays
+from woodseg.report import figures, overlays, refined
 from woodseg.report.runs import RunData, load_run
 from woodseg.report.tsne import feature_tsne
 
@@ -44,6 +44,7 @@ class ReportInputs:
     timings: dict[str, float] = field(default_factory=dict)
     throughput: dict[str, float] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    refined: dict[str, Path] = field(default_factory=dict)  # runs with masks + segmenter (Tables 2, 3)
 
 
 # ----------------------------------------------------------------------------------------------- format
@@ -350,6 +351,9 @@ def write_report(inputs: ReportInputs, out: Path, *, n_overlays: int = 8, overla
         if tsne.png is None:
             tsne_note = f"Skipped: {tsne.note}."
 
+    refinement = _refinement(inputs, seed_split, {r.name: float(r.best(seed_split)["threshold"])
+                                                  for r in runs if r.best(seed_split) is not None}, n_overlays)
+
     training_png, no_metrics, speed = _training(runs)
     timings = [{"name": k, "value": duration(v)} for k, v in inputs.timings.items()]
     if inputs.timings:
@@ -378,6 +382,7 @@ def write_report(inputs: ReportInputs, out: Path, *, n_overlays: int = 8, overla
         "overlay_n_loss": n_loss,
         "overlay_n_worse": n_worse,
         "overlay_thresholds": {k: f"{v:.2f}" for k, v in thresholds.items()},
+        "refinement": refinement,
         "tsne": tsne,
         "tsne_png": data_uri(tsne.png) if tsne is not None and tsne.png else None,
         "tsne_note": tsne_note,
@@ -392,6 +397,50 @@ def write_report(inputs: ReportInputs, out: Path, *, n_overlays: int = 8, overla
     html = _environment().get_template("report.html.j2").render(**context)
     atomic_write_text(out, html)
     return out
+
+
+def _refinement(inputs: ReportInputs, seed_split: str, thresholds: dict[str, float], n: int
+                ) -> dict[str, Any] | None:
+    """Tables 2 and 3 of the refined runs, and mask overlays on the held-out split (seeds at each run's best
+    threshold of the seed split)."""
+    if not inputs.refined:
+        return None
+    ds = inputs.dataset
+    held = next((s for s in ds.splits if s != seed_split and ds.has_masks(s)
+                           and all((p / "predictions" / s).is_dir() for p in inputs.refined.values())), None)
+    results = {name: refined.refined_results(folder, seed_split, held) for name, folder in inputs.refined.items()}
+    names = list(results)
+    base = results[names[0]]
+    rows = []
+    for name, r in results.items():
+        t2 = r["table2"]
+        cells = [{"value": pct(t2[k]["miou"]),
+                  "delta": delta(t2[k]["miou"], base["table2"][k]["miou"]) if name != names[0] else "",
+                  "cls": _sign(t2[k]["miou"], base["table2"][k]["miou"]) if name != names[0] else ""}
+                 for k in ("seed", "crf", "mask")]
+        seg = [{"value": pct(r["segmentation"][s]["miou"]) if s in r["segmentation"] else "–",
+                "delta": delta(r["segmentation"].get(s, {}).get("miou"), base["segmentation"].get(s, {}).get("miou"))
+                if name != names[0] else "",
+                "cls": _sign(r["segmentation"].get(s, {}).get("miou"), base["segmentation"].get(s, {}).get("miou"))
+                if name != names[0] else ""} for s in base["segmentation"]]
+        rows.append({"run": name, "cells": cells, "seg": seg, "baseline": name == names[0]})
+    protocol = [{"name": label, "text": base["table2"][k]["protocol"]}
+                for k, label in (("seed", "Seed"), ("crf", "+CRF"), ("mask", "Mask"))]
+    protocol += [{"name": f"segmentation {s}", "text": c["protocol"]} for s, c in base["segmentation"].items()]
+    shown: list[dict[str, Any]] = []
+    if held is not None and len(names) > 1 and n > 0:
+        chosen = refined.choose_mask_overlays(ds, held, inputs.refined, names[0], names[1], n)
+        missing = [nm for nm in names if nm not in thresholds]
+        if missing:
+            raise ConfigError(f"no seed threshold for refined runs {missing}",
+                              fix="list every refined run among ReportInputs.runs")
+        shown = refined.render_mask_overlays(ds, held, inputs.refined, {nm: thresholds[nm] for nm in names}, chosen)
+        for o in shown:
+            o["png"] = data_uri(o["png"])
+            o["miou"] = {k: pct(v) for k, v in o["miou"].items()}
+    return {"split": seed_split, "heldout": held, "seg_names": list(base["segmentation"]), "rows": rows,
+            "protocol": protocol, "overlays": shown, "baseline": names[0],
+            "other": names[1] if len(names) > 1 else None}
 
 
 def _environment() -> Environment:
