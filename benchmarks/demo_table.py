@@ -47,12 +47,37 @@ def demo_markdown(summary: dict, *, command: str, wall_s: float | None) -> str:
                 cells = [f"{c} ({100 * (row[k] - base[k]):+.1f})"
                          for c, k in zip(cells, ("miou", "precision", "recall", "f1"), strict=True)]
             lines.append(f"| {label} | {split} | {row['threshold']:.2f} | " + " | ".join(cells) + " |")
+    per_class = {label: run["train"].get("per_class_iou") for label, run in runs.items() if "train" in run}
+    if all(per_class.values()):
+        names = list(next(iter(per_class.values())))
+        lines += ["", "Per-class seed IoU on split train (the paper's Fig. 6):", "",
+                  "| run | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        lines += [f"| {label} | " + " | ".join(_pct(v[n]) for n in names) + " |" for label, v in per_class.items()]
+    refined = summary.get("refined") or {}
+    if refined:
+        lines += ["", "Refinement and segmentation (the paper's Tables 2 and 3; mIoU):", "",
+                  "| run | Seed (train) | +CRF (train) | Mask (train) | segmentation (val) | segmentation (val, CRF) |",
+                  "|---|---|---|---|---|---|"]
+        for label, r in refined.items():
+            t2, seg = r["table2"], r.get("segmentation", {})
+            cells = [_pct(t2[k]["miou"]) for k in ("seed", "crf", "mask")]
+            cells += [_pct(seg[k]["miou"]) if k in seg else "-" for k in ("val", "val-crf")]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        first = next(iter(refined.values()))
+        lines += [""] + [f"Protocol ({name}): {part['protocol']}." for name, part in
+                         [("+CRF", first["table2"]["crf"]), ("Mask", first["table2"]["mask"])]
+                         + [(f"segmentation {k}", v) for k, v in first.get("segmentation", {}).items()]]
     t = summary["review"]["total"]
     lines += ["", f"Review (simulated reviewer, reads the benchmark's truth): {t['reviewed']} candidates looked at, "
               f"{t['rejected']} hidden positives rejected (r = {t['r']:.2f}), {t['kept']} kept.", ""]
+    timings = summary.get("timings_s", {})
     if wall_s is not None:
         lines.append(f"Wall time of the whole demo: {wall_s / 60:.1f} min ({wall_s:.0f} s).")
-    steps = ", ".join(f"{k} {v:.0f} s" for k, v in summary.get("timings_s", {}).items())
+    elif timings:
+        total = sum(timings.values())
+        lines.append(f"Time in the demo's steps: {total / 60:.1f} min ({total:.0f} s; interpreter start-up and "
+                     "a first generation of the benchmark, about 40 s, not included).")
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if k != "total")
     lines += [f"Steps: {steps}.", "", f"Command: `{command}`", "", f"Machine: {summary.get('machine', platform.machine())}."]
     return "\n".join(lines) + "\n"
 

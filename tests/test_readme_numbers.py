@@ -49,3 +49,8 @@ def test_measured_numbers_without_a_result_file_are_caught(tmp_path):
     assert [(p.section, p.quoted) for p in problems] == [("Demo", "21.4"), ("Other", "25.9 ± 0.6")]
     assert "links no result file" in str(problems[0])
 
+
+
+def test_the_readme_agrees_with_its_result_files():
+    problems = readme_numbers.check(ROOT / "README.md", ROOT)
+    assert not problems, "\n".join(map(str, problems))
