@@ -147,6 +147,17 @@ class OverlayPanel:
     miou: float
 
 
+def label_legend(fig: Figure, label_maps: Sequence[np.ndarray], label_names: Sequence[str]) -> None:
+    """A legend under the figure for every label value that appears in ``label_maps`` (VOC palette colours)."""
+    present = sorted({int(v) for m in label_maps for v in np.unique(m)})
+    pal = voc_palette()
+    handles = [Patch(facecolor=pal[v] / 255, edgecolor="black", lw=0.4,
+                     label=label_names[v] if v < len(label_names) else ("ignore" if v == 255 else str(v)))
+               for v in present]
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 8),
+               frameon=False, fontsize=8, handlelength=1.2, borderaxespad=0.1)
+
+
 def overlay_row(image: np.ndarray, gt: np.ndarray, panels: Sequence[OverlayPanel], label_names: Sequence[str],
                 image_id: str) -> bytes:
     """Image, ground truth, then per run its CAM over the image and its thresholded seed (paper Fig. 3).
@@ -179,13 +190,7 @@ def overlay_row(image: np.ndarray, gt: np.ndarray, panels: Sequence[OverlayPanel
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    present = sorted(set(np.unique(gt).tolist()) | {int(v) for p in panels for v in np.unique(p.seed)})
-    pal = voc_palette()
-    handles = [Patch(facecolor=pal[v] / 255, edgecolor="black", lw=0.4,
-                     label=label_names[v] if v < len(label_names) else ("ignore" if v == 255 else str(v)))
-               for v in present]
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 8),
-               frameon=False, fontsize=8, handlelength=1.2, borderaxespad=0.1)
+    label_legend(fig, [gt, *(p.seed for p in panels)], label_names)
     if panels:
         x0 = left + ncol * tw + (ncol - 1) * gap + 0.12
         cax = fig.add_axes((x0 / width, bottom / height, 0.12 / width, th / height))

@@ -87,17 +87,23 @@ def choose(image_scores_: Sequence[ImageScore], baseline: str, other: str, n: in
     return [(s, "gain") for s in winners] + [(s, "loss") for s in lost]
 
 
+def image_and_mask(ds: LabelledImageSet, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """An image and its ground-truth mask for an overlay figure, checked to be the same size."""
+    gt = load_mask(ds.mask_path(image_id))
+    image = load_image(ds.image_path(image_id))
+    if image.shape[:2] != gt.shape:
+        raise DataError(f"image is {image.shape[:2]} but its mask is {gt.shape}", path=ds.image_path(image_id),
+                        fix="check that images and masks belong together")
+    return image, gt
+
+
 def render_overlays(ds: LabelledImageSet, chosen: Sequence[tuple[ImageScore, str]], runs: Sequence[RunData],
                     thresholds: dict[str, float], baseline: str, other: str) -> list[Overlay]:
     labels = ["background", *ds.class_names]
     out = []
     for score, kind in chosen:
         image_id = score.image_id
-        gt = load_mask(ds.mask_path(image_id))
-        image = load_image(ds.image_path(image_id))
-        if image.shape[:2] != gt.shape:
-            raise DataError(f"image is {image.shape[:2]} but its mask is {gt.shape}", path=ds.image_path(image_id),
-                            fix="check that images and masks belong together")
+        image, gt = image_and_mask(ds, image_id)
         panels = []
         for run in runs:
             seed = _seed(run, image_id, gt.shape)

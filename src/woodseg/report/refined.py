@@ -16,17 +16,15 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from woodseg.data.dataset import LabelledImageSet
-from woodseg.data.images import load_image, load_mask
-from woodseg.data.palette import voc_palette
+from woodseg.data.images import load_mask
 from woodseg.errors import DataError
 from woodseg.evaluate.labels import describe_labels
 from woodseg.evaluate.metrics import confusion, scores
 from woodseg.evaluate.seeds import describe, seed_label_map
-from woodseg.report.figures import DPI, colour_labels, png_bytes
-from woodseg.report.overlays import ImageScore, choose
+from woodseg.report.figures import DPI, colour_labels, label_legend, png_bytes
+from woodseg.report.overlays import ImageScore, choose, image_and_mask
 from woodseg.seeds.store import load_seed
 
 SCORES = ("miou", "precision", "recall", "f1")
@@ -149,14 +147,7 @@ def mask_overlay_row(image: np.ndarray, gt: np.ndarray, products: dict[str, dict
         ax.set_title(title, fontsize=7 if len(title) > 24 else 8)
         ax.set_xticks([])
         ax.set_yticks([])
-    present = sorted(set(np.unique(gt).tolist()) | {int(v) for m in products.values() for a in m.values()
-                                                    for v in np.unique(a)})
-    pal = voc_palette()
-    handles = [Patch(facecolor=pal[v] / 255, edgecolor="black", lw=0.4,
-                     label=label_names[v] if v < len(label_names) else ("ignore" if v == 255 else str(v)))
-               for v in present]
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 8),
-               frameon=False, fontsize=8, handlelength=1.2, borderaxespad=0.1)
+    label_legend(fig, [gt, *(a for m in products.values() for a in m.values())], label_names)
     return png_bytes(fig)
 
 
@@ -168,11 +159,7 @@ def render_mask_overlays(ds: LabelledImageSet, split: str, runs: dict[str, Path]
     out = []
     for score, kind in chosen:
         image_id = score.image_id
-        gt = load_mask(ds.mask_path(image_id))
-        image = load_image(ds.image_path(image_id))
-        if image.shape[:2] != gt.shape:
-            raise DataError(f"image is {image.shape[:2]} but its mask is {gt.shape}", path=ds.image_path(image_id),
-                            fix="check that images and masks belong together")
+        image, gt = image_and_mask(ds, image_id)
         out.append({"id": image_id, "kind": kind, "miou": dict(score.miou),
                     "classes": [ds.class_names[i] for i in np.flatnonzero(ds.label(image_id) > 0)],
                     "png": mask_overlay_row(image, gt, maps[image_id], labels, image_id)})
