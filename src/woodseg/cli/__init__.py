@@ -9,6 +9,7 @@ import typer
 
 from woodseg.cli.data import app as data_app
 from woodseg.cli.ood import app as ood_app
+from woodseg.cli.pretrain import register_pretrain_command
 from woodseg.cli.stages import register_demo_command, register_stage_commands
 from woodseg.errors import WoodsegError
 
@@ -25,6 +26,7 @@ app.add_typer(ood_app, name="ood")
 app.add_typer(data_app, name="data")
 register_stage_commands(app)
 register_demo_command(app)
+register_pretrain_command(app)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from torchvision.models.resnet import BasicBlock
 
 from woodseg.errors import ConfigError
 from woodseg.models.checkpoint import load_checkpoint
+from woodseg.models.shipped import is_shipped, shipped_weights
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,15 @@ _BUILDERS = {
 
 
 def build_resnet(name: str, weights: str | None) -> resnet.ResNet:
-    """A torchvision ResNet, random or with ImageNet weights (download or local state-dict file)."""
+    """A torchvision ResNet: random, ImageNet weights (download), shipped weights (``corpus-resnet10``) or a
+    local state-dict file."""
+    if is_shipped(weights):
+        weights = str(shipped_weights(weights, name))  # type: ignore[arg-type]
     if name == "resnet10":
         net = resnet.ResNet(BasicBlock, [1, 1, 1, 1])
         if weights == "imagenet":
             raise ConfigError("resnet10 has no published ImageNet weights",
-                              fix="use model.weights=null or a local file made for resnet10")
+                              fix="use model.weights=corpus-resnet10 (shipped), null, or a local file made for resnet10")
     elif name in _BUILDERS:
         builder, enum = _BUILDERS[name]
         if weights == "imagenet":

@@ -53,11 +53,14 @@ class Composition:
     distractors: list[str]
 
 
-def paint(sprite: Sprite, rng: np.random.Generator, cls: str | None = None) -> np.ndarray:
-    """Colour a sprite: its class's material (distractors: a photo-crop fill with jittered colour), top
-    lighting, part shading, screen content."""
+def paint(sprite: Sprite, rng: np.random.Generator, cls: str | None = None,
+          surface: np.ndarray | None = None) -> np.ndarray:
+    """Colour a sprite: ``surface`` if given, else its class's material (distractors: a photo-crop fill with
+    jittered colour); then top lighting, part shading, screen content."""
     h, w = sprite.shape
-    if cls is None:
+    if surface is not None:
+        rgb = surface
+    elif cls is None:
         src = str(rng.choice(FILL_SOURCES))
         fill = as_rgb(crop_resize(rng, src, h, w, zoom=(0.3, 2.5), rotate90=True))
         rgb = jitter_colour(fill, rng, hue=180.0, sat=(0.5, 1.4), bright=(0.55, 1.35))

@@ -100,8 +100,8 @@ def crop_resize(rng: np.random.Generator, name: str, h: int, w: int, zoom: tuple
     cw, ch = w * z, h * z
     f = min(1.0, sw / cw, sh / ch)
     cw, ch = cw * f, ch * f
-    x0 = uniform(rng, 0.0, sw - cw)
-    y0 = uniform(rng, 0.0, sh - ch)
+    x0 = uniform(rng, 0.0, max(0.0, sw - cw))  # max: cw * f may exceed sw by a rounding error
+    y0 = uniform(rng, 0.0, max(0.0, sh - ch))
     if quarter is None:
         quarter = int(rng.integers(0, 4)) if rotate90 else 0
     flip = bool(rng.random() < 0.5)
