@@ -82,6 +82,12 @@ def paint(sprite: Sprite, rng: np.random.Generator, cls: str | None = None,
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
 
+def flat_surface(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """One random colour over the whole sprite (``object_fill: flat``)."""
+    colour = hsv(uniform(rng, 0, 360), uniform(rng, 0.2, 0.9), uniform(rng, 0.3, 0.95))
+    return np.broadcast_to(colour, (h, w, 3)).astype(np.float32)
+
+
 def void_band(labels: np.ndarray, width: int) -> np.ndarray:
     """Bool map of the ``width``-pixel band on the inside of every object boundary (labels > 0)."""
     band = np.zeros(labels.shape, dtype=bool)
@@ -174,7 +180,8 @@ def compose(scene: Scene, object_classes: tuple[str, ...], n_distractors: int, r
                 grounded = cls in GROUND_CLASSES or (cls == "aeroplane" and scene.name == "runway")
                 size = min(0.95 * side, max(MIN_OBJECT_PX, log_uniform(rng, lo, hi) * side) * grow)
                 sp = _sprite(cls, rng, size, spec, on_ground=grounded and scene.ground_top is not None)
-                sprites.append((cls, sp, paint(sp, rng, cls), grounded))
+                flat = flat_surface(rng, *sp.shape) if spec.object_fill == "flat" else None
+                sprites.append((cls, sp, paint(sp, rng, cls, surface=flat), grounded))
         result = _try_place(base, scene, sprites, rng, spec)
         if result is not None:
             image, mask, objects = result

@@ -47,6 +47,10 @@ min_visible_frac [0.35], min_visible_px [12]
 void_px [1]
     Width of the 255 (ignore) band on the inside of object boundaries in the masks, like VOC; 0: none.
 jpeg_quality [95]
+object_fill ["material"]
+    ``material``: each class has its own surface pattern (fur, feathers, panels, ...; see ``materials.py``);
+    ``flat``: every object is one random colour (still lit and part-shaded), so only its outline tells the
+    class, while the context keeps its texture.
 """
 
 from __future__ import annotations
@@ -120,6 +124,7 @@ class BenchmarkSpec:
     min_visible_px: int = 12
     void_px: int = 1
     jpeg_quality: int = 95
+    object_fill: str = "material"
 
     def __post_init__(self) -> None:
         # tuples arrive as lists from JSON
@@ -148,6 +153,8 @@ class BenchmarkSpec:
             problems.append("jpeg_quality must be in 1..100")
         if self.void_px < 0:
             problems.append("void_px must be >= 0")
+        if self.object_fill not in ("material", "flat"):
+            problems.append("object_fill must be 'material' or 'flat'")
         if problems:
             raise ValueError("invalid BenchmarkSpec: " + "; ".join(problems))
 
