@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LINK = re.compile(r"\(?(benchmarks/results/[\w.\-]+)\)?")
+LINK = re.compile(r"\(?(benchmarks/results/[\w.\-/]+)\)?")
 PM = re.compile(r"(\d+(?:\.\d+)?)\s*±\s*(\d+(?:\.\d+)?)")
 PLAIN = re.compile(r"^\**(\d+(?:\.\d+)?)\**(?:\s*\([+−-]\d+(?:\.\d+)?\))?$")
 

@@ -19,7 +19,7 @@ epochs (paper Table 5 (a)):
 :func:`safeguard_report` computes both for each run and states whether the warning fires (see
 :data:`RULE`); ``woodseg eval`` shows it.
 
-What the benchmark variants showed (``benchmarks/results/variants.md``, one training seed each): neither
+What the benchmark variants showed (``benchmarks/results/v1.1/variants.md``, one training seed each): neither
 signal is a validated detector of worse seeds. No variant made W-OoD's seed mIoU lower than F_in's, so
 there was no bad case to flag, and both signals drop where W-OoD helps: held-out images carry the same
 context correlation, so a classifier that stops using the context loses held-out AP even as its seeds
@@ -179,7 +179,7 @@ def compare(signals: Mapping[str, RunSignals], wood: str, references: Sequence[s
                "object gained it is not visible without masks (on the benchmark variants this happened both "
                "where seeds improved and where they did not). Check a few CAMs before using its seeds."
                if warn else f"{wood}: held-out mAP not below " + " and ".join(judged) + "'s (a mask-free signal, not "
-               "validated as a detector of worse seeds: benchmarks/results/variants.md).")
+               "validated as a detector of worse seeds: benchmarks/results/v1.1/variants.md).")
     return {"runs": rows, "wood": wood, "references": list(references), "deltas": deltas, "warn": warn,
             "reasons": reasons, "message": message, "rule": asdict(rule),
             "signals": "held-out classification mAP (image labels) and CAM peak share (no masks); "
