@@ -9,7 +9,9 @@
     python benchmarks/paper_experiments.py causes  --seeds 0 1 2     # lambda's scale, centre refresh, OoD batch share
     python benchmarks/paper_experiments.py all     --seeds 0 1 2
     python benchmarks/paper_experiments.py variants --variants default small-strong-list --seeds 0
-                                                                     # Table 1 + Table 5 (b) per benchmark variant
+                                     # per benchmark variant: Table 1 (F_in, control = Table 5 (a), W-OoD paper
+                                     # = Table 5 (f)) and Table 5 (b)-(e), with the safeguard's mask-free
+                                     # signals per run; --official adds W-OoD (official)
 
 Per training seed s, every experiment shares one F_in (the baseline, ``train.seed=s``) and one hard-OoD
 list mined from the candidate pool with it (p(c) >= 0.5, simulated reviewer, 40 per class). All W-OoD
@@ -19,7 +21,10 @@ experiments reuse each other's runs (row (f) of Table 5 is Table 1's W-OoD run).
 
 Results: ``benchmarks/results/<experiment>.md`` and ``.csv`` with mean +- std over seeds of the seed
 mIoU, precision, recall and F1 (%) on the judged split, the exact command, the benchmark version and the
-machine. The numbers in the README are copied from those files.
+machine. The numbers in the README are copied from those files. The ``variants`` experiment writes one
+pair per variant (``results/variants/<name>.md``, ``.csv`` with one row per run and seed, the mask-free
+signals included) and rebuilds ``results/variants.md``/``.csv`` from every variant file of the current
+benchmark version, under a lock, so invocations on different variants can run at the same time.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import argparse
 import csv
 import io
 import json
+import os
 import platform
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +48,11 @@ import torch
 
 from woodseg.config import Config, load_config
 from woodseg.data.benchmark import CLASSES, BenchmarkSpec, read_pool_truth
+from woodseg.data.benchmark.spec import BENCHMARK_VERSION
 from woodseg.data.benchmark.variants import VARIANTS, Variant, context_only_list, get_variant
 from woodseg.data.ood_list import read_ood_list
-from woodseg.fsutil import atomic_write_text
+from woodseg.evaluate.safeguard import PEAK_FRACTION, RunSignals, compare, run_signals
+from woodseg.fsutil import atomic_write_json, atomic_write_text
 from woodseg.ood.resolution import config_scoring_long_side
 from woodseg.pipeline.demo import benchmark_spec, benchmark_tag
 from woodseg.pipeline.steps import derive, mine_hard_ood, ood_subset, seed_stage, train_stage
@@ -131,10 +140,14 @@ def causes() -> list[Run]:
     ]
 
 
-def variants() -> list[Run]:
-    """Table 1's rows and Table 5 (b) (OoD BCE only, no L_d): run once per benchmark variant."""
-    return [*table1(), Run("(b) + L_cls D_ood (no L_d)", "t5b", {"wood": {"use_cls_ood": True, "use_d_in": False,
-                                                                           "use_d_ood": False}})]
+def variants(official: bool = False) -> list[Run]:
+    """Per benchmark variant: F_in, then Table 5 (a)-(f), where (a) is Table 1's control and (f) Table 1's
+    W-OoD (paper) run (the same keys, so the runs are shared); W-OoD (official) only when asked for."""
+    t1 = {r.key: r for r in table1()}
+    names = {"a": "(a) control: same fine-tuning, no OoD", "paper": "(f) + W-OoD (paper): all terms"}
+    out = [replace(t1["baseline"], label="F_in (baseline CAM)"),
+           *(replace(r, label=names.get(r.key, r.label)) for r in table5())]
+    return [*out, t1["official"]] if official else out
 
 
 EXPERIMENTS: dict[str, tuple[str, Callable[[], list[Run]]]] = {  # in order of importance (`all` runs this order)
@@ -145,7 +158,7 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[], list[Run]]]] = {  # in order of i
     "tableA2": ("Table A2: tau x lambda (lambda scaled as 1/tau, as the paper's grid)", table_a2),
     "fig5b": ("Fig. 5b: fixed labelling budget |D_in| + |D_ood| = 900", fig5b),
     "causes": ("What the gain depends on: lambda's scale, centre refresh and OoD batch share", causes),
-    "variants": ("Benchmark variants: Table 1 and Table 5 (b)/(f) per variant", variants),
+    "variants": ("Benchmark variants: Table 1 and Table 5 (a)-(f) per variant", variants),
 }
 NOT_IN_ALL = ("variants",)
 
@@ -209,6 +222,13 @@ class Seeds:
                              batch_size=self.base.train.batch_size, progress=self.progress).ood_list
 
 
+def run_dir(run: Run, seed: int, seeds: Seeds) -> Path:
+    """The folder of one run (``classifier/``, ``seeds/``, ``eval/``)."""
+    if run.baseline_itself:
+        return Path(seeds.baseline_cfg(seed).out_dir)
+    return seeds.work / f"seed{seed}" / run.key
+
+
 def run_one(run: Run, seed: int, seeds: Seeds, eval_splits: list[str]) -> dict[str, Any]:
     base, work = seeds.base, seeds.work
     if run.baseline_itself:
@@ -233,7 +253,7 @@ def run_one(run: Run, seed: int, seeds: Seeds, eval_splits: list[str]) -> dict[s
             over["data"] = {"ood_list": str(mined), "ood_root": str(root)}
         if run.din_subset is not None:
             over.setdefault("data", {})["train_split"] = seeds.din_split(seed, run.din_subset)
-        cfg = derive(base, name=run.key, out_dir=str(work / f"seed{seed}" / run.key), demo=None, **over)
+        cfg = derive(base, name=run.key, out_dir=str(run_dir(run, seed, seeds)), demo=None, **over)
         train_stage(cfg, progress=seeds.progress)
     cfg = derive(cfg, cam={"splits": eval_splits}, data={"heldout_split": eval_splits[1] if len(eval_splits) > 1 else None})
     res = seed_stage(cfg, progress=seeds.progress, quiet_table=True,
@@ -255,7 +275,7 @@ def variant_tag(spec: BenchmarkSpec, variant: Variant | None) -> str:
 
 def summarise(name: str, runs: list[Run], results: dict[str, list[dict[str, Any]]], splits: list[str],
               command: str, tag: str, seeds: list[int], seconds: float, title: str | None = None,
-              extra: str = "") -> tuple[str, str]:
+              extra: str = "", sections: list[str] | None = None) -> tuple[str, str]:
     title = title or EXPERIMENTS[name][0]
     first = next(iter(results.values()))[0]
     proto = first["protocol"]
@@ -283,6 +303,8 @@ def summarise(name: str, runs: list[Run], results: dict[str, list[dict[str, Any]
             label = run.label.replace("|", "\\|")  # |D_ood| must not split the Markdown cell
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {thr} |")
         lines.append("")
+    for section in sections or []:
+        lines += [section, ""]
     lines += ["Per-run values (one per seed) are in the CSV beside this file.", "",
               f"Command: `{command}`", "",
               f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
@@ -308,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--variants", nargs="+", default=["default", "small-strong-list"], choices=list(VARIANTS),
                     help="benchmark variants of the `variants` experiment")
+    ap.add_argument("--official", action="store_true",
+                    help="`variants`: also train W-OoD (official) per variant and seed (one more run each)")
     ap.add_argument("overrides", nargs="*", help="config overrides key=value")
     args = ap.parse_args(argv)
     if args.threads:
@@ -349,37 +373,234 @@ def run_all(name: str, runs: list[Run], seeds: Seeds, seed_list: list[int],
     return results
 
 
-def run_variants(base: Config, args: argparse.Namespace, command: str) -> None:
-    """The `variants` experiment: Table 1 + Table 5 (b) on each variant.
+SIGNAL_HELDOUT = "val"
+"""The benchmark's held-out split: the held-out mAP reads its image labels only (no masks, no seeds)."""
 
-    Each variant's tables go to ``variants/<name>.md`` and ``.csv`` (so variants can be run, with their own
-    seeds, by separate invocations); ``variants.md``/``.csv`` are then rebuilt from every variant file there.
+SIGNALS = ("heldout_map", "peak_share", "context_pc")
+SIGNAL_NAMES = {"heldout_map": f"held-out mAP ('{SIGNAL_HELDOUT}', image labels)",
+                "peak_share": "CAM peak share (seed split)",
+                "context_pc": "context p(c) on held-out context-only images"}
+
+
+def context_pc(checkpoint: Path, root: Path, exclude: set[str], batch_size: int = 32) -> tuple[float, int]:
+    """How much a classifier still fires on a class's context alone: the mean, over the pool's hard OoD
+    images (a class context, no class object) not in ``exclude`` (the seed's OoD list, which W-OoD trained
+    on), of its p(c) for the classes whose context the image's scene is; and the number of images."""
+    from woodseg.models.cam_net import load_classifier
+    from woodseg.models.inference import predict_images
+
+    hard = [t for t in read_pool_truth(root).values() if t.kind == "hard" and t.path not in exclude]
+    if not hard:
+        return float("nan"), 0
+    model, names = load_classifier(checkpoint)
+    probs = predict_images(model, [root / "ood_pool" / t.path for t in hard], batch_size=batch_size).probs
+    per_image = [float(np.mean([probs[i, names.index(c)] for c in t.context_classes])) for i, t in enumerate(hard)]
+    return float(np.mean(per_image)), len(hard)
+
+
+def mask_free_signals(run: Run, seed: int, seeds: Seeds, seed_split: str) -> dict[str, Any]:
+    """The safeguard's signals of one finished run (:func:`woodseg.evaluate.safeguard.run_signals`: held-out
+    mAP on ``val``, CAM peak share on the seed split) and :func:`context_pc`, as fractions.
+
+    Cached in the run's ``eval/signals.json`` with a record of what they were made from (the checkpoint, the
+    seeds' index, the OoD list, the pool truth), so a resumed invocation or another variant experiment
+    reuses them and a retrained run recomputes them.
+    """
+    from woodseg.data.build import load_dataset
+    from woodseg.runtime.fingerprint import read_record, stage_record
+
+    folder = run_dir(run, seed, seeds)
+    ckpt = folder / "classifier" / "last.pt"
+    ood_list = seeds.mined(seed)
+    index = folder / "seeds" / "index.json"
+    record = stage_record("signals", {"seed_split": seed_split, "heldout_split": SIGNAL_HELDOUT,
+                                      "peak_fraction": PEAK_FRACTION, "context": "hard pool images not in the list"},
+                          {"checkpoint": ckpt, "seeds": index if index.is_file() else None, "ood_list": ood_list,
+                           "pool_truth": seeds.root / "ood_pool" / "truth.csv"})
+    cache = folder / "eval" / "signals.json"
+    old = read_record(cache)
+    if old is not None and old.get("record", {}).get("fingerprint") == record["fingerprint"]:
+        return old["signals"]
+    ds = load_dataset(seeds.base.data)
+    sig = run_signals(folder, ds, seed_split, SIGNAL_HELDOUT, batch_size=seeds.base.train.batch_size)
+    exclude = set(read_ood_list(ood_list, seeds.root / "ood_pool").ids)
+    ctx, n_ctx = context_pc(ckpt, seeds.root, exclude, seeds.base.train.batch_size)
+    out = asdict(sig) | {"context_pc": None if n_ctx == 0 else ctx, "n_context": n_ctx}
+    atomic_write_json(cache, {"record": record, "signals": out})
+    return out
+
+
+def _signals_of(d: dict[str, Any]) -> RunSignals:
+    return RunSignals(d["heldout_map"], d["heldout_ap"], d["peak_share"], d["n_heldout"], d["n_pairs"])
+
+
+def per_run_rows(variant: Variant, tag: str, spec_hash: str, seed: int, runs: list[Run],
+                 results: dict[str, dict[str, Any]], signals: dict[str, dict[str, Any]],
+                 splits: list[str]) -> list[dict[str, Any]]:
+    """One CSV row per (run, split) of one training seed: seed metrics and the run's signals, in %.
+
+    ``safeguard_warn``: whether :data:`woodseg.evaluate.safeguard.RULE` fires for this run against F_in
+    (empty for F_in itself)."""
+    f_in = _signals_of(signals["baseline"])
+    rows = []
+    for run in runs:
+        sig = signals[run.key]
+        warn = "" if run.baseline_itself else int(
+            compare({"W-OoD": _signals_of(sig), "F_in": f_in}, "W-OoD", ["F_in"])["warn"])
+        for split in splits:
+            best = results[run.key][split]
+            rows.append({"experiment": "variants", "variant": variant.name, "benchmark_version": BENCHMARK_VERSION,
+                         "spec_hash": spec_hash, "ood_source": variant.ood_source, "benchmark": tag, "seed": seed,
+                         "key": run.key, "run": run.label, "split": split,
+                         **{m: round(100 * float(best[m]), 3) for m in METRICS},
+                         "threshold": round(float(best["threshold"]), 3),
+                         **{k: "" if sig[k] is None else round(100 * float(sig[k]), 3) for k in SIGNALS},
+                         "n_heldout": sig["n_heldout"], "n_pairs": sig["n_pairs"], "n_context": sig["n_context"],
+                         "safeguard_warn": warn})
+    return rows
+
+
+def signals_section(runs: list[Run], rows: list[dict[str, Any]], split: str) -> str:
+    """The Markdown table of the mask-free signals, mean +- std over seeds (%)."""
+    lines = ["## Mask-free signals (no pixel masks: `woodseg.evaluate.safeguard`)", "",
+             f"Held-out mAP: mean AP of p(c) on split '{SIGNAL_HELDOUT}' (image labels only). CAM peak share: share "
+             f"of a present class's CAM mass in its most-activated region (>= mean + {PEAK_FRACTION} (max - mean)), "
+             f"over split '{split}'. Context p(c): mean p(c) of the scene's classes on the pool's context-only "
+             "(hard OoD) images that are not in the seed's OoD list. Safeguard warns: seeds on which the shipped "
+             "rule (`safeguard.RULE`, held-out mAP against F_in) fires for the run.", "",
+             "| run | " + " | ".join(SIGNAL_NAMES[k] for k in SIGNALS) + " | safeguard warns |",
+             "|---|" + "---|" * (len(SIGNALS) + 1)]
+    for run in runs:
+        mine = [r for r in rows if r["key"] == run.key and r["split"] == split]
+        cells = []
+        for k in SIGNALS:
+            v = np.array([r[k] for r in mine if r[k] != ""], dtype=float)
+            cells.append("-" if not len(v) else f"{v.mean():.1f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.1f}")
+        warns = "-" if run.baseline_itself else ", ".join(str(r["seed"]) for r in mine if r["safeguard_warn"]) or "none"
+        lines.append(f"| {run.label} | " + " | ".join(cells) + f" | {warns} |")
+    return "\n".join(lines)
+
+
+def rows_csv(rows: list[dict[str, Any]]) -> str:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=fields, restval="")
+    w.writeheader()
+    w.writerows(rows)
+    return out.getvalue()
+
+
+@contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder`` (``flock`` on the directory itself: no lock file to leave behind)."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def rebuild_variants(results: Path) -> list[str]:
+    """Rebuild ``variants.md``/``.csv`` from every ``variants/<name>.md``/``.csv`` of this benchmark version.
+
+    Runs under :func:`locked` on the folder: two invocations finishing together each write their own
+    variant files first and then rebuild in turn, so the last rebuild holds both. Files of another benchmark
+    version (or from before per-run rows) are left out and named. Returns the variants included.
+    """
+    folder = results / "variants"
+    with locked(folder):
+        mds, rows, included, skipped = [], [], [], []
+        for name in VARIANTS:  # the registry's order, whichever invocation made each file
+            md_path, csv_path = folder / f"{name}.md", folder / f"{name}.csv"
+            if not (md_path.is_file() and csv_path.is_file()):
+                continue
+            mine = list(csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8"))))
+            if not mine or any(r.get("benchmark_version") != BENCHMARK_VERSION for r in mine):
+                skipped.append(name)
+                continue
+            included.append(name)
+            rows += mine
+            md = md_path.read_text(encoding="utf-8").replace("\n## ", "\n### ")  # demote: one level per variant
+            mds.append(md.replace("# Variant", "## Variant", 1))
+        head = [f"# Benchmark variants (benchmark v{BENCHMARK_VERSION}): Table 1 and Table 5 (a)-(f) per variant", "",
+                "Rebuilt from `variants/<name>.md` and `.csv` (one row per run, seed and split) by "
+                "`benchmarks/paper_experiments.py variants`.", ""]
+        if skipped:
+            head += [f"Left out (files of another benchmark version or format; rerun them): {', '.join(skipped)}.", ""]
+        head += overview(rows) if rows else ["No variant of this benchmark version has results yet.", ""]
+        atomic_write_text(results / "variants.md", "\n".join(head) + "\n" + "\n".join(mds))
+        atomic_write_text(results / "variants.csv", rows_csv(rows) if rows else "")
+    return included
+
+
+def overview(rows: list[dict[str, Any]]) -> list[str]:
+    """Seed mIoU (mean over seeds) per variant and run, on the first split of each variant."""
+    keys: list[str] = []
+    labels: dict[str, str] = {}
+    for r in rows:
+        if r["key"] not in keys:
+            keys.append(r["key"])
+            labels[r["key"]] = r["run"]
+    lines = ["Seed mIoU (%), mean over the training seeds, on each variant's judged split:", "",
+             "| variant | seeds | " + " | ".join(labels[k] for k in keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        split = mine[0]["split"]
+        mine = [r for r in mine if r["split"] == split]
+        cells = []
+        for k in keys:
+            v = [float(r["miou"]) for r in mine if r["key"] == k]
+            cells.append(f"{np.mean(v):.1f}" if v else "-")
+        seeds = sorted({int(r["seed"]) for r in mine})
+        lines.append(f"| {name} | {' '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def run_variants(base: Config, args: argparse.Namespace, command: str) -> None:
+    """The `variants` experiment: Table 1 and Table 5 (a)-(f) on each variant, with the mask-free signals.
+
+    Each variant's tables go to ``variants/<name>.md`` and ``.csv`` (rewritten after every training seed,
+    so an interrupted invocation leaves what it finished); ``variants.md``/``.csv`` are then rebuilt from
+    every variant file there (:func:`rebuild_variants`). Variants can be run by separate invocations at
+    the same time: each writes only its own variants' files and its own run folders.
     """
     splits = ["train", "val"] if args.heldout else ["train"]
     folder = args.results / "variants"
+    runs = variants(official=args.official)
     for name in args.variants:
         variant = get_variant(name)
         t0 = time.perf_counter()
         seeds = make_seeds(base, args.work / f"variant-{name}", args.progress, variant)
-        runs = variants()
-        results = run_all("variants", runs, seeds, args.seeds, splits)
         spec = variant_spec(base, variant)
-        extra = (f"Variant '{name}': {variant.description}. Spec overrides {json.dumps(variant.overrides)} "
-                 f"(spec hash {spec.hash()}); OoD list: {variant.ood_source}.")
-        md, table = summarise("variants", runs, results, splits, command, seeds.tag, args.seeds,
-                              time.perf_counter() - t0, title=f"Variant '{name}'", extra=extra)
-        atomic_write_text(folder / f"{name}.md", md)
-        atomic_write_text(folder / f"{name}.csv", table)
+        results: dict[str, list[dict[str, Any]]] = {r.label: [] for r in runs}
+        rows: list[dict[str, Any]] = []
+        done: list[int] = []
+        for seed in args.seeds:
+            by_key = {}
+            for run in runs:
+                print(f"[variants/{name}] seed {seed}: {run.label}", flush=True)
+                by_key[run.key] = run_one(run, seed, seeds, splits)
+                results[run.label].append(by_key[run.key])
+            signals = {run.key: mask_free_signals(run, seed, seeds, splits[0]) for run in runs}
+            rows += per_run_rows(variant, seeds.tag, spec.hash(), seed, runs, by_key, signals, splits)
+            done.append(seed)
+            extra = (f"Benchmark version {BENCHMARK_VERSION} (cache folder {spec.folder_name()}). Variant '{name}': "
+                     f"{variant.description}. Spec overrides {json.dumps(variant.overrides)}; OoD list: "
+                     f"{variant.ood_source}. Rows (a)-(f) are Table 5's; (a) is Table 1's control and (f) its "
+                     "W-OoD (paper) run.")
+            md, _ = summarise("variants", runs, results, splits, command, seeds.tag, done, time.perf_counter() - t0,
+                              title=f"Variant '{name}' (benchmark v{BENCHMARK_VERSION})", extra=extra,
+                              sections=[signals_section(runs, rows, splits[0])])
+            atomic_write_text(folder / f"{name}.md", md)
+            atomic_write_text(folder / f"{name}.csv", rows_csv(rows))
+            rebuild_variants(args.results)
         print(md, flush=True)
-    mds, tables = [], []
-    for name in VARIANTS:  # the registry's order, whichever invocation made each file
-        if (folder / f"{name}.md").is_file():
-            mds.append((folder / f"{name}.md").read_text(encoding="utf-8").replace("# Variant", "## Variant", 1))
-            text = (folder / f"{name}.csv").read_text(encoding="utf-8")
-            tables.append(text if not tables else text.split("\n", 1)[1])
-    atomic_write_text(args.results / "variants.md", "# Benchmark variants: Table 1 and Table 5 (b)/(f)\n\n"
-                      + "\n".join(mds))
-    atomic_write_text(args.results / "variants.csv", "".join(tables))
 
 
 if __name__ == "__main__":

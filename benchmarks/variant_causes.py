@@ -4,7 +4,7 @@
 
 Reads the run folders ``benchmarks/paper_experiments.py variants`` made (``--work``, default
 ``benchmarks/runs``) and writes ``benchmarks/results/variant_causes.md`` and ``.csv``, per variant and run
-(F_in, control, W-OoD paper/official, Table 5 (b)):
+(F_in, control, W-OoD paper/official, Table 5 (b)-(e), those that exist):
 
 - with pixel masks (diagnosis only): seed mIoU, precision, recall and per-class IoU at the run's best
   threshold; where a present class's CAM mass lies: on the object, on the background (the context), on
@@ -37,7 +37,8 @@ from woodseg.seeds.store import load_seed
 
 HERE = Path(__file__).resolve().parent
 RUNS = {"baseline": "F_in", "a": "control (a)", "paper": "W-OoD (paper)", "official": "W-OoD (official)",
-        "t5b": "(b) OoD BCE only"}
+        "t5b": "(b) OoD BCE only", "t5c": "(c) L_d only", "t5d": "(d) OoD BCE + L_d D_in",
+        "t5e": "(e) OoD BCE + L_d D_ood"}
 
 
 def cam_mass(run: Path, ds: Any, split: str) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Named benchmark variants: the default is v1.1 unchanged, the others change only what they name."""
+"""Named benchmark variants: the default is ``BenchmarkSpec()`` unchanged, the others change only what they name."""
 
 from __future__ import annotations
 
@@ -10,31 +10,34 @@ from pathlib import Path
 import pytest
 
 from woodseg.data.benchmark import BenchmarkSpec, build_benchmark, ensure_benchmark, read_pool_truth
+from woodseg.data.benchmark.spec import BENCHMARK_VERSION
 from woodseg.data.benchmark.variants import OOD_SOURCES, VARIANTS, context_only_list, get_variant
 from woodseg.data.ood_list import read_ood_list
 
-V11_DEFAULT_HASH = "8d59be557a17"
-"""The cache key of the v1.1 default benchmark before variants existed (``v1.1-8d59be557a17``)."""
+V20_DEFAULT_KEY = "v2.0-831b90e67f4f"
+"""The cache key of the default benchmark of v2.0, pinned: a change to a default parameter shows here."""
 
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_default_variant_is_the_v11_benchmark() -> None:
+def test_default_variant_is_the_benchmark() -> None:
     spec = get_variant("default").spec()
     assert spec == BenchmarkSpec()
-    assert spec.hash() == BenchmarkSpec().hash() == V11_DEFAULT_HASH
+    assert BENCHMARK_VERSION == "2.0", "a new version: re-pin V20_DEFAULT_KEY and the plan below"
+    assert spec.folder_name() == BenchmarkSpec().folder_name() == V20_DEFAULT_KEY
     assert get_variant("default").ood_source == "mined"
     assert get_variant("default").spec(seed=3, scale=0.5) == BenchmarkSpec(seed=3).scaled(0.5)
 
 
-def test_default_variant_generates_what_v11_generated(tmp_path: Path) -> None:
-    # the per-image plan (scenes, classes, objects) and the pool's truth, pinned from v1.1 before variants
+def test_default_variant_generates_the_pinned_v20_plan(tmp_path: Path) -> None:
+    # the per-image plan (scenes, classes, objects) and the pool's truth, pinned from v2.0: a change to what
+    # the generator draws must come with a BENCHMARK_VERSION bump (and a re-pin)
     root = build_benchmark(get_variant("default").spec(scale=0.04), tmp_path / "d")
-    assert _sha(root / "image_truth.csv") == "eb53b0bac2a9dc7bb2b3971dd1c57a2834afeeaeef3adbd33d34a03142ea50d9"
+    assert _sha(root / "image_truth.csv") == "746685edbb4a974a6a13ca4ff9c01451a18058233b784273eab79a506d8b4f24"
     assert _sha(root / "ood_pool" / "truth.csv") == (
-        "c642c823bef64a3c0f3799c36cd95b5d88829bbe59277eea6b01aaec29a1495b")
+        "40c72b69b5b6e195bc5700e9118cf6b52719defc9eab5910e3bc267699147e78")
 
 
 def test_variants_change_only_what_they_name() -> None:
@@ -75,7 +78,7 @@ def test_cli_variant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
     assert main(["--list-variants"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in VARIANTS) and V11_DEFAULT_HASH in out
+    assert all(name in out for name in VARIANTS) and V20_DEFAULT_KEY.split("-", 1)[1] in out
     assert main(["--variant", "nope"]) == 2
     assert "unknown benchmark variant" in capsys.readouterr().err
     assert main(["--tiny", "--variant", "small-strong-list", "--out", str(tmp_path / "b")]) == 0

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every image count")
     ap.add_argument("--tiny", action="store_true", help="the tiny test preset")
-    ap.add_argument("--variant", default="default", help="named benchmark variant (default: v1.1 itself)")
+    ap.add_argument("--variant", default="default", help="named benchmark variant (default: the benchmark itself)")
     ap.add_argument("--list-variants", action="store_true", help="print the variants and exit")
     ap.add_argument("--force", action="store_true", help="regenerate even if a valid copy exists")
     args = ap.parse_args(argv)

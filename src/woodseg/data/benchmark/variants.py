@@ -13,7 +13,9 @@ key follow from ``(BENCHMARK_VERSION, spec)`` as for any spec) and an OoD source
 
 The axes are the ones W-OoD's gain can hinge on: how often a class sits on its context
 (``cooccurrence``), how large the object is relative to that context (``object_scale``) and how the OoD
-list was made. ``default`` is the v1.1 benchmark itself, unchanged.
+list was made. ``default`` is the benchmark itself (``BenchmarkSpec()`` of the current
+``BENCHMARK_VERSION``), unchanged; every other variant changes only the parameters it names, so each
+version of the benchmark has the same family.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ SMALL_OBJECTS = (0.25, 0.5)
 of the image, as in the failure the variants are meant to reproduce (default: 0.4-0.9)."""
 
 TINY_OBJECTS = (0.15, 0.35)
-"""Smaller still: at 112 px a from-scratch F_in does not localise these at all (seed IoU near 0 for every
-class), so the variant measures nothing about W-OoD; kept to document that floor."""
+"""Smaller still. Historical observation on benchmark v1.1 (112 px images, F_in trained from scratch): F_in
+did not localise these at all (seed IoU near 0 for every class), so the variant measured nothing about
+W-OoD there. Kept to find where that floor lies in the current version."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,9 @@ class Variant:
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("default", "the v1.1 benchmark: co-occurrence 0.85, objects 0.4-0.9 of the image, mined OoD"),
-    Variant("default-list", "v1.1 content, OoD from a ready-made context-only list", ood_source="context_only"),
+    Variant("default", "the benchmark itself: co-occurrence 0.85, objects 0.4-0.9 of the image, mined OoD"),
+    Variant("default-list", "the default content, OoD from a ready-made context-only list",
+            ood_source="context_only"),
     Variant("weak-context", "co-occurrence 0.60 (context a weak cue), mined OoD", {"cooccurrence": 0.60}),
     Variant("strong-context", "co-occurrence 0.95, mined OoD", {"cooccurrence": 0.95}),
     Variant("strong-context-list", "co-occurrence 0.95, ready-made context-only OoD list", {"cooccurrence": 0.95},
