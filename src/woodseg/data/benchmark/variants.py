@@ -76,6 +76,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             {"object_scale": SMALL_OBJECTS, "cooccurrence": 0.95}, ood_source="context_only"),
     Variant("tiny-strong-list", "objects 0.15-0.35, co-occurrence 0.95, ready-made context-only OoD list",
             {"object_scale": TINY_OBJECTS, "cooccurrence": 0.95}, ood_source="context_only"),
+    Variant("small-flat-strong-list", "flat-coloured objects 0.25-0.5 (only the outline tells the class) on "
+            "textured contexts, co-occurrence 0.95, ready-made context-only OoD list: the shape of the reported "
+            "failure", {"object_scale": SMALL_OBJECTS, "cooccurrence": 0.95, "object_fill": "flat"},
+            ood_source="context_only"),
 )}
 
 
