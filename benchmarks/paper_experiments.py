@@ -140,13 +140,18 @@ def causes() -> list[Run]:
     ]
 
 
-def variants(official: bool = False) -> list[Run]:
-    """Per benchmark variant: F_in, then Table 5 (a)-(f), where (a) is Table 1's control and (f) Table 1's
-    W-OoD (paper) run (the same keys, so the runs are shared); W-OoD (official) only when asked for."""
+TABLE5_KEYS = {"a": "a", "b": "t5b", "c": "t5c", "d": "t5d", "e": "t5e", "f": "paper"}
+
+
+def variants(official: bool = False, rows: str = "abcdef") -> list[Run]:
+    """Per benchmark variant: F_in, then Table 5 (a)-(f) (or the ``rows`` asked for), where (a) is Table 1's
+    control and (f) Table 1's W-OoD (paper) run (the same keys, so the runs are shared); W-OoD (official) only
+    when asked for."""
     t1 = {r.key: r for r in table1()}
     names = {"a": "(a) control: same fine-tuning, no OoD", "paper": "(f) + W-OoD (paper): all terms"}
+    keep = {TABLE5_KEYS[r] for r in rows}
     out = [replace(t1["baseline"], label="F_in (baseline CAM)"),
-           *(replace(r, label=names.get(r.key, r.label)) for r in table5())]
+           *(replace(r, label=names.get(r.key, r.label)) for r in table5() if r.key in keep)]
     return [*out, t1["official"]] if official else out
 
 
@@ -330,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--variants", nargs="+", default=["default", "small-strong-list"], choices=list(VARIANTS),
                     help="benchmark variants of the `variants` experiment")
+    ap.add_argument("--rows", default="abcdef",
+                    help="`variants`: the Table 5 rows to run (a = control, f = W-OoD paper); default all")
     ap.add_argument("--official", action="store_true",
                     help="`variants`: also train W-OoD (official) per variant and seed (one more run each)")
     ap.add_argument("overrides", nargs="*", help="config overrides key=value")
@@ -572,7 +579,7 @@ def run_variants(base: Config, args: argparse.Namespace, command: str) -> None:
     """
     splits = ["train", "val"] if args.heldout else ["train"]
     folder = args.results / "variants"
-    runs = variants(official=args.official)
+    runs = variants(official=args.official, rows=args.rows)
     for name in args.variants:
         variant = get_variant(name)
         t0 = time.perf_counter()

@@ -36,9 +36,10 @@ SCRATCH = {"model": {"weights": None, "freeze_bn": False, "frozen_stages": 0},
            "train": {"epochs": 8, "lr": 0.02, "momentum": 0.9}}
 
 
-def pretrained(lr: float, frozen: int, epochs: int = 5) -> dict[str, Any]:
+def pretrained(lr: float, frozen: int, epochs: int = 5, strides: tuple[int, ...] = (2, 2, 2, 1)) -> dict[str, Any]:
     """IRN's recipe from pretrained weights; momentum 0.9, so lr 0.01 steps like IRN's 0.1 without momentum."""
-    return {"model": {"weights": "corpus-resnet10", "freeze_bn": True, "frozen_stages": frozen},
+    return {"model": {"weights": "corpus-resnet10", "freeze_bn": True, "frozen_stages": frozen,
+                      "strides": list(strides)},
             "train": {"epochs": epochs, "lr": lr, "momentum": 0.9}}
 
 
@@ -47,6 +48,11 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "corpus-resnet10, 1 stage frozen, lr 0.01, 5 epochs": pretrained(0.01, 1),
     "corpus-resnet10, 2 stages frozen (IRN), lr 0.01, 5 epochs": pretrained(0.01, 2),
     "corpus-resnet10, 1 stage frozen, lr 0.02, 5 epochs": pretrained(0.02, 1),
+    "corpus-resnet10, 1 stage frozen, lr 0.04, 5 epochs": pretrained(0.04, 1),
+    "corpus-resnet10, conv1 frozen (IRN resnet50_cam), lr 0.02, 5 epochs": pretrained(0.02, 0),
+    "corpus-resnet10, 1 stage frozen, lr 0.02, 8 epochs": pretrained(0.02, 1, 8),
+    "corpus-resnet10, 1 stage frozen, lr 0.02, 5 epochs, output stride 8": pretrained(0.02, 1, 5, (2, 2, 1, 1)),
+    "corpus-resnet10, conv1 frozen (IRN resnet50_cam), lr 0.02, 8 epochs": pretrained(0.02, 0, 8),
 }
 
 
