@@ -7,8 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from woodseg.data.benchmark.corpus import (CORPUS_VERSION, CorpusSpec, category, category_name, check_corpus,
-                                           ensure_corpus, render)
+from woodseg.data.benchmark.corpus import (
+    CORPUS_VERSION,
+    CorpusSpec,
+    category,
+    category_name,
+    check_corpus,
+    ensure_corpus,
+    render,
+)
 
 
 def test_render_is_a_function_of_spec_split_category_and_index() -> None:
