@@ -74,11 +74,13 @@ class ModelConfig(_Section):
         (2, 2, 2, 1), description="Strides of (conv1, layer2, layer3, layer4); IRN uses (2,2,2,1): output stride 16."
     )
     weights: str | None = Field(
-        None, description="'imagenet' (torchvision download), a path to a torchvision state dict, or null (random)."
+        None, description="'imagenet' (torchvision download), 'corpus-resnet10' (shipped, pretrained by `woodseg "
+        "pretrain` on the benchmark's corpus), a path to a torchvision state dict, or null (random)."
     )
     freeze_bn: bool = Field(True, description="Keep every BatchNorm on its stored statistics (IRN's FixedBatchNorm).")
     frozen_stages: int = Field(
-        2, ge=0, le=4, description="Number of leading stages (stem+layer1 = 1, layer2 = 2, ...) not trained."
+        2, ge=0, le=4, description="Number of leading stages (stem+layer1 = 1, layer2 = 2, ...) not trained; 0 with "
+        "pretrained weights still freezes conv1 and bn1 (IRN net/resnet50_cam.py)."
     )
     channels_last: bool = Field(True, description="NHWC memory format: faster convolutions on CPU and GPU.")
 
@@ -245,8 +247,9 @@ class IrnConfig(_Section):
     backbone: Literal["resnet10", "resnet18", "resnet34", "resnet50", "resnet101"] = Field(
         "resnet50", description="Frozen ResNet under the boundary heads (IRN: ResNet-50).")
     weights: str | None = Field(
-        "imagenet", description="'imagenet', a torchvision state-dict file, 'classifier' (the run's own classifier "
-        "backbone: a deviation for data without ImageNet weights, e.g. the embedded benchmark), or null (random).")
+        "imagenet", description="'imagenet', 'corpus-resnet10' (shipped), a torchvision state-dict file, "
+        "'classifier' (the run's own classifier backbone: a deviation for data without pretrained weights), or "
+        "null (random).")
     epochs: int = Field(3, ge=1, description="Passes over the IR-label split (IRN: 3).")
     batch_size: int = Field(32, ge=1, description="Global batch (IRN: 32), split over DDP processes.")
     lr: float = Field(0.1, gt=0, description="Learning rate of the boundary heads (IRN: 0.1), poly decay.")
@@ -305,7 +308,7 @@ class SegmenterConfig(_Section):
         "resnet101", description="ResNet with output stride 8 (layer3/layer4 dilated); small ones for CPU-scale runs.")
     weights: str | None = Field(
         None, description="A local torchvision-format ImageNet state dict for the backbone, 'imagenet' "
-        "(torchvision download), or null (random init).")
+        "(torchvision download), 'corpus-resnet10' (shipped), or null (random init).")
     freeze_bn: bool = Field(True, description="BatchNorm in eval mode and not optimised (deeplab-pytorch).")
     msc_scales: list[float] = Field(default_factory=lambda: [0.5, 0.75],
                                     description="Extra MSC input scales besides 1.0 (logits max-fused); [] = single scale.")
