@@ -117,6 +117,7 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
         results[label] = timer.run(f"seeds {rcfg.name}", lambda rcfg=rcfg: seed_stage(
             rcfg, progress=progress, extra_protocol=protocol_extra, quiet_table=True))
     print_seed_table(results, console)
+    safeguards = timer.run("safeguard", lambda: _safeguards(runs, out / "control" if demo.control else None, console))
 
     # 5. pseudo masks and a segmentation network for the baseline and W-OoD (Tables 2 and 3)
     refined_runs = {"baseline (F_in)": base, **{lbl: c for lbl, c in runs.items() if lbl.startswith("W-OoD")}}
@@ -139,6 +140,7 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
                                                           for s in r if s != "run"}}
                  for label, rcfg in all_runs.items() for r in [results[label]]},
         "refined": refined,
+        "safeguard": safeguards,
         "timings_s": timer.seconds,
         "throughput": _throughput(all_runs),
         "machine": _machine(),
@@ -168,6 +170,7 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
             timings=timer.seconds,
             throughput=summary["throughput"],
             notes={"benchmark": tag, "machine": summary["machine"],
+                   **{f"safeguard, {lbl}": sg["message"] for lbl, sg in safeguards.items()},
                    "reviewer": "simulated: reads the benchmark's hidden truth (a person would use `woodseg ood review`)"},
         ), out / "report.html", n_overlays=demo.overlays))
         summary["report"] = str(report)
@@ -176,6 +179,19 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
     atomic_write_json(out / "summary.json", summary)
     _print_timings(console, timer.seconds)
     return summary
+
+
+def _safeguards(runs: dict[str, Config], control: Path | None, console: Console) -> dict[str, dict[str, Any]]:
+    """The mask-free safeguard of each W-OoD run against F_in and the control (``eval/safeguard.json``)."""
+    from woodseg.evaluate.safeguard import format_report, safeguard_for_config
+
+    out: dict[str, dict[str, Any]] = {}
+    for label, rcfg in runs.items():
+        report = safeguard_for_config(rcfg, control) if label.startswith("W-OoD") else None
+        if report is not None:
+            console.print(f"{label}: " + format_report(report))
+            out[label] = {k: report[k] for k in ("warn", "message", "reasons", "runs", "deltas", "rule")}
+    return out
 
 
 def print_refined_table(refined: dict[str, dict[str, Any]], console: Console) -> None:
