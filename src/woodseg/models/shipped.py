@@ -46,3 +46,13 @@ def shipped_weights(name: str, backbone: str) -> Path:
         raise ConfigError(f"the shipped weights {path} are missing or do not match their recorded sha256",
                           fix="reinstall woodseg, or rebuild them with `woodseg pretrain --ship`")
     return path
+
+
+def weights_file(weights: str | None, backbone: str) -> Path | None:
+    """The file a ``weights`` setting reads (shipped weights resolved and checked), or None for random
+    init and torchvision's ImageNet download: what a stage records as its input."""
+    if weights in (None, "imagenet"):
+        return None
+    if is_shipped(weights):
+        return shipped_weights(weights, backbone)  # type: ignore[arg-type]
+    return Path(weights)  # type: ignore[arg-type]

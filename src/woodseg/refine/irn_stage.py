@@ -30,6 +30,7 @@ from woodseg.fsutil import atomic_write_json
 from woodseg.models.cam_net import load_classifier
 from woodseg.models.checkpoint import load_checkpoint
 from woodseg.models.irn import IRN, irn_optimizer, irn_step, irn_train_sample
+from woodseg.models.shipped import weights_file
 from woodseg.refine.inputs import load_label_png, split_ids
 from woodseg.refine.ir_stage import ir_split
 from woodseg.runtime.amp import set_amp_mode
@@ -98,7 +99,7 @@ def build_irn(cfg: Config) -> tuple[IRN, Path | None]:
         model = IRN(cfg.irn.backbone, None)
         model.backbone.load_state_dict(classifier_backbone_state(ckpt, cfg.irn.backbone))
         return model, ckpt
-    return IRN(cfg.irn.backbone, weights), (Path(weights) if weights not in (None, "imagenet") else None)
+    return IRN(cfg.irn.backbone, weights), weights_file(weights, cfg.irn.backbone)
 
 
 def irn_stage(cfg: Config, *, restart: bool = False, progress: bool = True, **_: Any) -> Path:

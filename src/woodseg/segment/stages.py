@@ -32,6 +32,7 @@ from woodseg.errors import CheckpointError, ConfigError, DataError
 from woodseg.fsutil import atomic_write_json
 from woodseg.models.checkpoint import load_checkpoint
 from woodseg.models.deeplab import MSC, build_deeplab
+from woodseg.models.shipped import weights_file
 from woodseg.refine.crf import CrfParams, crf_probs, map_processes
 from woodseg.runtime.amp import amp_dtype, set_amp_mode
 from woodseg.runtime.device import resolve_device, set_threads, stage_device
@@ -91,8 +92,6 @@ def labels_fingerprint(paths: list[Path]) -> str:
     return fingerprint([file_sha(p) for p in paths])
 
 
-def _weights_file(weights: str | None) -> Path | None:
-    return Path(weights) if weights not in (None, "imagenet") else None
 
 
 # ---- the segmenter stage -------------------------------------------------------------------------------------
@@ -128,7 +127,7 @@ def _train(cfg: Config, info: Any, restart: bool, progress: bool) -> Path:
     settings = {"segmenter": s.model_dump(mode="json", exclude=_RUNTIME_KEYS), "split": split,
                 "classes": list(ds.class_names)}
     run_fp = fingerprint(settings)
-    record = stage_record("segmenter", {"settings": run_fp}, {"weights": _weights_file(s.weights)},
+    record = stage_record("segmenter", {"settings": run_fp}, {"weights": weights_file(s.weights, s.backbone)},
                           {"labels": labels_fingerprint(masks), "dataset": ds.fingerprint(split)})
     ckpt = out / "last.pt"
     if not restart and ckpt.is_file():
