@@ -3,7 +3,7 @@
     python benchmarks/tune_walk.py runs/demo/baseline
     python benchmarks/tune_walk.py runs/demo/baseline --exp-times 3 4 5 6 8 --bg 0.25 0.3 0.35 0.4 0.45
 
-Reads the run's saved config, seeds and trained IRN (``<run>/config.yaml``, ``seeds/``, ``irn/last.pt``),
+Reads the run's saved config, seeds and trained IRN (``<run>/masks/config.yaml``, ``seeds/``, ``irn/last.pt``),
 computes IRN's boundary map of every image of the judged split once, walks each seed for every
 ``exp_times`` and judges the masks at every background plane against the split's pixel masks, in memory.
 The demo's walk settings are chosen this way on the **baseline** run only, never on a W-OoD run.
@@ -42,14 +42,14 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, help="a run folder with config.yaml, seeds/ and irn/last.pt (the baseline)")
+    ap.add_argument("run", type=Path, help="a run folder with masks/config.yaml, seeds/ and irn/last.pt (the baseline)")
     ap.add_argument("--exp-times", type=int, nargs="+", default=[3, 4, 5, 6, 8])
     ap.add_argument("--bg", type=float, nargs="+", default=[0.25, 0.30, 0.35, 0.40, 0.45, 0.50])
     ap.add_argument("--split", default=None, help="judged split (default: the config's data.seed_split)")
     ap.add_argument("--results", type=Path, default=HERE / "results")
     args = ap.parse_args(argv)
     command = "python benchmarks/tune_walk.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    cfg = load_config(args.run / "config.yaml")
+    cfg = load_config(args.run / "masks" / "config.yaml")  # the config the masks stage ran with
     ds = load_dataset(cfg.data)
     split = args.split or cfg.data.seed_split
     ids = ds.check_split(split, need_masks=True)
