@@ -143,6 +143,16 @@ def causes() -> list[Run]:
 TABLE5_KEYS = {"a": "a", "b": "t5b", "c": "t5c", "d": "t5d", "e": "t5e", "f": "paper"}
 
 
+def lambda_sweep() -> list[Run]:
+    """Where L_d starts to act: lambda from the paper's 0.007 up by decades, all terms on."""
+    out = [Run("lambda 0.007 (paper)", "paper")]
+    for lam, key in ((0.07, "clam10"), (0.7, "clam100"), (7.0, "clam1000")):
+        out.append(Run(f"lambda {lam:g}", key, {"wood": {"lam": lam}}))
+    out.append(Run("lambda 0.7, L_d only (no OoD BCE)", "t5c-lam100",
+                   {"wood": {"lam": 0.7, "use_cls_ood": False, "use_d_in": True, "use_d_ood": True}}))
+    return out
+
+
 def variants(official: bool = False, rows: str = "abcdef") -> list[Run]:
     """Per benchmark variant: F_in, then Table 5 (a)-(f) (or the ``rows`` asked for), where (a) is Table 1's
     control and (f) Table 1's W-OoD (paper) run (the same keys, so the runs are shared); W-OoD (official) only
@@ -163,9 +173,10 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[], list[Run]]]] = {  # in order of i
     "tableA2": ("Table A2: tau x lambda (lambda scaled as 1/tau, as the paper's grid)", table_a2),
     "fig5b": ("Fig. 5b: fixed labelling budget |D_in| + |D_ood| = 900", fig5b),
     "causes": ("What the gain depends on: lambda's scale, centre refresh and OoD batch share", causes),
+    "lambda": ("Where L_d acts: lambda from 0.007 to 7 (all terms), and L_d alone at 0.7", lambda_sweep),
     "variants": ("Benchmark variants: Table 1 and Table 5 (a)-(f) per variant", variants),
 }
-NOT_IN_ALL = ("variants",)
+NOT_IN_ALL = ("variants", "lambda")
 
 
 class Seeds:
