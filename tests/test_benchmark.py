@@ -210,7 +210,7 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     mb = json.loads((b / "manifest.json").read_text())
     assert ma["checksum"] == mb["checksum"]
     assert bgen.tree_checksum(a)[0] == ma["checksum"]
-    for rel in ("JPEGImages/b1_000000.jpg", "SegmentationClass/b1_000003.png", "ood_pool/truth.csv"):
+    for rel in ("JPEGImages/b2_000000.jpg", "SegmentationClass/b2_000003.png", "ood_pool/truth.csv"):
         assert (a / rel).read_bytes() == (b / rel).read_bytes()
     c = build_benchmark(BenchmarkSpec.tiny(**{**MICRO.to_dict(), "seed": 1}), tmp_path / "c")
     assert json.loads((c / "manifest.json").read_text())["checksum"] != ma["checksum"]
@@ -303,7 +303,7 @@ def test_default_cache_dir_follows_env(tmp_path: Path, monkeypatch: pytest.Monke
 def test_spec_identity_and_presets() -> None:
     spec = BenchmarkSpec()
     assert (spec.height, spec.width, spec.n_train_aug, spec.n_train, spec.n_val, spec.n_pool) == (
-        112, 112, 900, 200, 200, 1200)
+        160, 160, 900, 200, 200, 1200)
     assert BenchmarkSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert spec.hash() != BenchmarkSpec(seed=1).hash()
     half = spec.scaled(0.5)

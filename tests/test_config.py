@@ -434,4 +434,4 @@ def test_user_file_can_build_on_a_bundled_config(tmp_path, monkeypatch):
     p = tmp_path / "mine.yaml"
     p.write_text("_base_: demo.yaml\ntrain: {epochs: 1}\n")
     cfg = load_config(p)
-    assert cfg.name == "demo" and cfg.train.epochs == 1 and cfg.train.crop_size == 80
+    assert cfg.name == "demo" and cfg.train.epochs == 1 and cfg.train.crop_size == 160
