@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from woodseg.fsutil import atomic_write_text
-from woodseg.models.shipped import shipped_record
+from woodseg.models.shipped import WEIGHTS_DIR, shipped_record
 
 HERE = Path(__file__).resolve().parent
 
@@ -18,9 +18,10 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     r = shipped_record("corpus-resnet10")
     s, c = r["settings"], r["corpus"]
+    size = (WEIGHTS_DIR / "corpus-resnet10.pth").stat().st_size
     lines = ["# The shipped backbone: corpus-resnet10", "",
              f"Made by `woodseg pretrain` with the default (shipped) recipe (torch {r['torch']}, {s['threads']} CPU threads, "
-             f"{r['seconds'] / 60:.1f} min); sha256 `{r['sha256']}`.", "",
+             f"{r['seconds'] / 60:.1f} min); {size / 2**20:.1f} MiB; sha256 `{r['sha256']}`.", "",
              f"Corpus: embedded pretraining corpus v{c.get('version')} ({c['categories']} procedural object "
              f"categories, none a benchmark class; {c['train_images']} training and {c['val_images']} held-out "
              f"images of {c.get('spec', {}).get('size', '?')} px).", "",

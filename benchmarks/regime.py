@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
              f"Protocol: F_in seeds = {proto['method']} (scales {proto['scales']}, flip {proto['flip']}), CRF off, "
              "background = constant threshold plane; threshold = the best mIoU on split 'train' per run, applied "
              "unchanged to split 'val'. P and R are per-class means incl. background. In %.", "",
-             "| regime | seed | train mIoU | precision | recall | F1 | threshold | val mIoU | minutes (train + seeds) |",
+             "| regime | seed | train mIoU | precision | recall | F1 | threshold | val mIoU | minutes in this invocation (0.0: reused) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['regime']} | {r['seed']} | {r['miou']:.1f} | {r['precision']:.1f} | {r['recall']:.1f} | "
