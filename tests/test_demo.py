@@ -66,3 +66,12 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((out / "summary.json").read_text())["refined"] == summary["refined"]
+    # the safeguard of each W-OoD run against F_in and the control, in the summary and the report
+    assert set(summary["safeguard"]) == {"W-OoD (paper)", "W-OoD (official)"}
+    assert set(summary["safeguard"]["W-OoD (paper)"]["runs"]) == {"W-OoD", "F_in", "control"}
+    assert "safeguard, W-OoD (paper)" in html
+    # demo.refine=false stops after the seeds and the safeguard
+    seeds_only = CliRunner().invoke(app, [*args, "demo.refine=false"])
+    assert seeds_only.exit_code == 0, seeds_only.output
+    assert "From seeds to segmentation" not in seeds_only.output
+    assert json.loads((out / "summary.json").read_text())["refined"] == {}

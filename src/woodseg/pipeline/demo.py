@@ -120,7 +120,8 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
     safeguards = timer.run("safeguard", lambda: _safeguards(runs, out / "control" if demo.control else None, console))
 
     # 5. pseudo masks and a segmentation network for the baseline and W-OoD (Tables 2 and 3)
-    refined_runs = {"baseline (F_in)": base, **{lbl: c for lbl, c in runs.items() if lbl.startswith("W-OoD")}}
+    refined_runs = ({"baseline (F_in)": base, **{lbl: c for lbl, c in runs.items() if lbl.startswith("W-OoD")}}
+                    if demo.refine else {})
     from woodseg.report.refined import refined_results
 
     refined: dict[str, dict[str, Any]] = {}
@@ -130,7 +131,8 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
             timer.run(f"{stage} {rcfg.name}", lambda rcfg=rcfg, stage=stage: run_stages(
                 rcfg, start=stage, stop=stage, progress=progress, console=Console(quiet=True)))
         refined[label] = refined_results(Path(rcfg.out_dir), cfg.data.seed_split, cfg.data.heldout_split)
-    print_refined_table(refined, console)
+    if refined:
+        print_refined_table(refined, console)
 
     summary: dict[str, Any] = {
         "benchmark": tag,
