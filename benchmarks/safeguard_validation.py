@@ -83,7 +83,8 @@ def _single(signal: str, reference: str, direction: str, thresholds: Iterable[fl
 
 def shipped_rule() -> Candidate:
     """:data:`woodseg.evaluate.safeguard.RULE` as a candidate (its fractions in points)."""
-    conds = [Condition("heldout_map", ref, "drop", 100 * RULE.map_drop) for ref in RULE.references]
+    conds = ([Condition("heldout_map", ref, "drop", 100 * RULE.map_drop) for ref in RULE.references]
+             if RULE.map_drop is not None else [])
     if RULE.peak_drop is not None:
         conds += [Condition("peak_share", ref, "drop", 100 * RULE.peak_drop) for ref in RULE.references]
     return Candidate("shipped rule (safeguard.RULE): " + " or ".join(c.describe() for c in conds), tuple(conds))

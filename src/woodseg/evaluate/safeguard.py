@@ -57,7 +57,7 @@ class Rule:
     lowered the peak share (31.6 -> 29.0) while it raised seed mIoU by 3.5 (a false alarm).
     """
 
-    map_drop: float = 0.01
+    map_drop: float | None = 0.01
     peak_drop: float | None = None
     references: tuple[str, ...] = ("F_in",)
 
@@ -168,7 +168,7 @@ def compare(signals: Mapping[str, RunSignals], wood: str, references: Sequence[s
         deltas[ref] = {"heldout_map": d_map, "peak_share": d_peak}
         if ref not in rule.references:
             continue  # shown, not judged
-        if d_map is not None and d_map < -rule.map_drop:
+        if d_map is not None and rule.map_drop is not None and d_map < -rule.map_drop:
             reasons.append(f"held-out mAP {100 * w.heldout_map:.1f} < {ref} {100 * r.heldout_map:.1f}")
         if d_peak is not None and rule.peak_drop is not None and d_peak < -rule.peak_drop:
             reasons.append(f"CAM peak share {100 * w.peak_share:.1f} < {ref} {100 * r.peak_share:.1f}")
