@@ -485,7 +485,7 @@ def signals_section(runs: list[Run], rows: list[dict[str, Any]], split: str) -> 
              f"of a present class's CAM mass in its most-activated region (>= mean + {PEAK_FRACTION} (max - mean)), "
              f"over split '{split}'. Context p(c): mean p(c) of the scene's classes on the pool's context-only "
              "(hard OoD) images that are not in the seed's OoD list. Safeguard warns: seeds on which the shipped "
-             "rule (`safeguard.RULE`, held-out mAP against F_in) fires for the run.", "",
+             "rule (`safeguard.RULE`, CAM peak share against F_in) fires for the run.", "",
              "| run | " + " | ".join(SIGNAL_NAMES[k] for k in SIGNALS) + " | safeguard warns |",
              "|---|" + "---|" * (len(SIGNALS) + 1)]
     for run in runs:

@@ -46,26 +46,39 @@ def _signals(m: float | None, p: float | None) -> RunSignals:
     return RunSignals(m, None, p, 10, 10)
 
 
-def test_rule_fires_on_either_signal_against_any_reference() -> None:
-    ok = compare({"W-OoD": _signals(0.80, 0.50), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"])
-    assert not ok["warn"] and ok["reasons"] == [] and "not validated" in ok["message"]
+MAP_RULE = Rule(map_drop=0.01, peak_drop=None)  # the earlier, held-out-mAP rule, still selectable
+
+
+def test_default_rule_judges_the_peak_share_against_f_in_only() -> None:
+    ok = compare({"W-OoD": _signals(0.70, 0.50), "F_in": _signals(0.80, 0.45),
+                  "control": _signals(0.82, 0.55)}, "W-OoD", ["F_in", "control"])
+    assert not ok["warn"] and ok["reasons"] == [] and "no warning" in ok["message"]  # mAP shown, not judged
     assert ok["deltas"]["F_in"]["peak_share"] == pytest.approx(0.05)
+    assert ok["deltas"]["control"]["peak_share"] == pytest.approx(-0.05)  # the control is shown, not judged
+    flat = compare({"W-OoD": _signals(0.80, 0.45), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"])
+    assert not flat["warn"]  # "not above" by zero: peak_drop 0 fires only on a real drop
+    low = compare({"W-OoD": _signals(0.80, 0.40), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"])
+    assert low["warn"] and low["reasons"] == ["CAM peak share 40.0 < F_in 45.0"] and "WARNING" in low["message"]
+    assert not compare({"W-OoD": _signals(0.80, 0.40), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"],
+                       Rule(peak_drop=0.1))["warn"]
+
+
+def test_map_rule_fires_on_either_signal_against_any_reference() -> None:
     low_map = compare({"W-OoD": _signals(0.75, 0.50), "F_in": _signals(0.80, 0.45),
-                       "control": _signals(0.79, 0.45)}, "W-OoD", ["F_in", "control"])
+                       "control": _signals(0.79, 0.45)}, "W-OoD", ["F_in", "control"], MAP_RULE)
     assert low_map["warn"] and "WARNING" in low_map["message"]
     assert low_map["reasons"] == ["held-out mAP 75.0 < F_in 80.0"]  # the control is shown, not judged
     assert low_map["deltas"]["control"]["heldout_map"] == pytest.approx(-0.04)
     above_f_in = compare({"W-OoD": _signals(0.81, 0.50), "F_in": _signals(0.80, 0.45),
-                          "control": _signals(0.84, 0.45)}, "W-OoD", ["F_in", "control"])
+                          "control": _signals(0.84, 0.45)}, "W-OoD", ["F_in", "control"], MAP_RULE)
     assert not above_f_in["warn"]
     both = compare({"W-OoD": _signals(0.75, 0.50), "control": _signals(0.79, 0.45)}, "W-OoD", ["control"],
-                   Rule(references=("F_in", "control")))
+                   Rule(map_drop=0.01, peak_drop=None, references=("F_in", "control")))
     assert both["warn"]
     peak = {"W-OoD": _signals(None, 0.40), "F_in": _signals(None, 0.45)}
-    assert not compare(peak, "W-OoD", ["F_in"])["warn"]  # peak share is shown, off in the default rule
-    strict = compare(peak, "W-OoD", ["F_in"], Rule(peak_drop=0.02))
+    assert not compare(peak, "W-OoD", ["F_in"], MAP_RULE)["warn"]
+    strict = compare(peak, "W-OoD", ["F_in"], Rule(map_drop=0.01, peak_drop=0.02))
     assert strict["warn"] and "peak share" in strict["reasons"][0]
-    assert not compare(peak, "W-OoD", ["F_in"], Rule(peak_drop=0.1))["warn"]
 
 
 def _write_seeds(run: Path, ds: object, ids: list[str], spread: bool) -> None:
@@ -98,13 +111,13 @@ def test_safeguard_for_config_compares_wood_with_its_f_in(tiny_voc: Path, tmp_pa
     (wood / "classifier" / "last.pt").write_bytes(ckpt.read_bytes())  # same classifier: same held-out mAP
     _write_seeds(wood, ds, ids, spread=True)  # CAMs spread over the background
     cfg = load_config("demo", tiny_overrides(tiny_voc, wood, **{"train.init_from": ckpt, "wood.variant": "paper"}))
-    report = safeguard_for_config(cfg)
+    report = safeguard_for_config(cfg, rule=MAP_RULE)
     assert report is not None and not report["warn"]  # same classifier: same held-out mAP
     assert report["deltas"]["F_in"]["heldout_map"] == 0.0
     assert report["deltas"]["F_in"]["peak_share"] < -0.2  # the spread CAMs are measured
     assert (wood / "eval" / "safeguard.json").is_file()
-    strict = safeguard_for_config(cfg, rule=Rule(peak_drop=0.02))
-    assert strict is not None and strict["warn"] and "WARNING" in format_report(strict)
+    default = safeguard_for_config(cfg)  # the default rule judges the peak share
+    assert default is not None and default["warn"] and "WARNING" in format_report(default)
     _write_seeds(wood, ds, ids, spread=False)
-    assert not safeguard_for_config(cfg, rule=Rule(peak_drop=0.02))["warn"]  # type: ignore[index]
+    assert not safeguard_for_config(cfg)["warn"]  # type: ignore[index]
     assert safeguard_for_config(load_config("demo", tiny_overrides(tiny_voc, f_in))) is None  # F_in itself

@@ -94,7 +94,7 @@ def register_stage_commands(app: typer.Typer) -> None:
         Writes out_dir/eval/seeds.json (the whole curve, the best row, per-class scores, the protocol).
         Sharded like `cam`: each shard writes its part; the one that finds every part writes the result.
         For a W-OoD run also writes out_dir/eval/safeguard.json: held-out mAP and CAM peak share of W-OoD,
-        F_in and the control, with a warning when W-OoD's are lower (signals a user without masks has).
+        F_in and the control, with a warning when W-OoD's CAM peak share falls below F_in's (signals a user without masks has).
         """
         from woodseg.evaluate.stage import eval_stage
         from woodseg.runtime.shard import Shard

@@ -19,14 +19,16 @@ epochs (paper Table 5 (a)):
 :func:`safeguard_report` computes both for each run and states whether the warning fires (see
 :data:`RULE`); ``woodseg eval`` shows it.
 
-What the benchmark variants showed (``benchmarks/results/v1.1/variants.md``, one training seed each): neither
-signal is a validated detector of worse seeds. No variant made W-OoD's seed mIoU lower than F_in's, so
-there was no bad case to flag, and both signals drop where W-OoD helps: held-out images carry the same
-context correlation, so a classifier that stops using the context loses held-out AP even as its seeds
-improve (strong-context-list: mAP 83.3 -> 77.2 while seed mIoU 19.6 -> 24.9; default, class train: AP
-78.8 -> 69.1 while its seed IoU 10.8 -> 22.0), and the peak share fell on every variant (default 31.6 ->
-29.0 at +3.5 mIoU). The rule therefore reports a drop of held-out mAP against F_in as what it is, evidence
-taken off the context, and asks the user to look at CAMs; it is not a verdict that the seeds got worse.
+What the benchmark variants showed. On benchmark v1.1 (classifiers trained from scratch;
+``benchmarks/results/v1.1/variants.md``) both signals *fell* where W-OoD helped, so neither could tell
+better seeds from worse. On v2.0, where the classifiers start from pretrained weights
+(``benchmarks/results/variants.md``, ``benchmarks/results/safeguard_validation.md``), W-OoD raised the CAM
+peak share above F_in's on every variant and seed where it improved the seeds (it moves CAM mass off the
+context onto the object), while the held-out mAP still fell by up to 1.4 points on runs that gained 3-10
+seed mIoU. The rule (:data:`RULE`) therefore warns when W-OoD's peak share is *not above* F_in's, and shows
+the held-out mAP without judging it. No variant made W-OoD's seeds worse than the control's, so the rule's
+silence on good runs is measured but its hit rate on bad ones is not: a warning means "the OoD term did
+not concentrate the evidence; look at the CAMs", not "the seeds are worse".
 """
 
 from __future__ import annotations
@@ -48,17 +50,17 @@ PEAK_FRACTION = 0.5
 
 @dataclass(frozen=True)
 class Rule:
-    """When the warning fires: W-OoD's held-out mAP below F_in's by more than ``map_drop`` (absolute, 0..1),
-    or (when ``peak_drop`` is set) its CAM peak share below F_in's by more than ``peak_drop``.
+    """When the warning fires: W-OoD's CAM peak share below a reference's by more than ``peak_drop``
+    (absolute, 0..1), or (when ``map_drop`` is set) its held-out mAP below by more than ``map_drop``.
 
-    Only F_in is a reference for the rule: the control's extra epochs raise its held-out mAP by themselves
-    (default variant: +2.6), so a W-OoD run that moved evidence off the context and gained seed mIoU
-    would read as a loss against it. ``peak_drop`` is off by default: on the default benchmark W-OoD
-    lowered the peak share (31.6 -> 29.0) while it raised seed mIoU by 3.5 (a false alarm).
+    Only F_in is a reference for the rule: the control's extra epochs change its signals by themselves
+    (held-out mAP +1.1 on the default variant), so it is shown, not judged. ``map_drop`` is off by default:
+    on v2.0's small-objects variant W-OoD's held-out mAP fell 1.4 points below F_in's while its seed mIoU
+    rose 5.7 (a false alarm of the earlier mAP rule).
     """
 
-    map_drop: float | None = 0.01
-    peak_drop: float | None = None
+    map_drop: float | None = None
+    peak_drop: float | None = 0.0
     references: tuple[str, ...] = ("F_in",)
 
 
@@ -174,16 +176,16 @@ def compare(signals: Mapping[str, RunSignals], wood: str, references: Sequence[s
             reasons.append(f"CAM peak share {100 * w.peak_share:.1f} < {ref} {100 * r.peak_share:.1f}")
     warn = bool(reasons)
     judged = [r for r in references if r in rule.references]
-    message = (f"WARNING: {wood} lost classification evidence against " + " and ".join(judged)
-               + " (" + "; ".join(reasons) + "). The OoD term took evidence off the contexts; whether the "
-               "object gained it is not visible without masks (on the benchmark variants this happened both "
-               "where seeds improved and where they did not). Check a few CAMs before using its seeds."
-               if warn else f"{wood}: held-out mAP not below " + " and ".join(judged) + "'s (a mask-free signal, not "
-               "validated as a detector of worse seeds: benchmarks/results/v1.1/variants.md).")
+    message = (f"WARNING: {wood} against " + " and ".join(judged) + ": " + "; ".join(reasons) + ". On the "
+               "benchmark variants W-OoD raised the CAM peak share wherever it improved the seeds; here the OoD "
+               "term did not concentrate the evidence. Check a few CAMs before using its seeds."
+               if warn else f"{wood}: no warning against " + " and ".join(judged) + " (CAM peak share not below; the "
+               "rule never fired on the benchmark variants' good runs, but no variant had a bad one to test it on: "
+               "benchmarks/results/safeguard_validation.md).")
     return {"runs": rows, "wood": wood, "references": list(references), "deltas": deltas, "warn": warn,
             "reasons": reasons, "message": message, "rule": asdict(rule),
             "signals": "held-out classification mAP (image labels) and CAM peak share (no masks); "
-                       "the rule judges held-out mAP against F_in"}
+                       "the rule judges the CAM peak share against F_in"}
 
 
 def safeguard_report(wood_run: Path, f_in_run: Path, ds: LabelledImageSet, *, control_run: Path | None = None,
