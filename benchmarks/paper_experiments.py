@@ -51,6 +51,7 @@ from woodseg.data.benchmark import CLASSES, BenchmarkSpec, read_pool_truth
 from woodseg.data.benchmark.spec import BENCHMARK_VERSION
 from woodseg.data.benchmark.variants import VARIANTS, Variant, context_only_list, get_variant
 from woodseg.data.ood_list import read_ood_list
+from woodseg.errors import TrainingError
 from woodseg.evaluate.safeguard import PEAK_FRACTION, RunSignals, compare, run_signals
 from woodseg.fsutil import atomic_write_json, atomic_write_text
 from woodseg.ood.resolution import config_scoring_long_side
@@ -144,12 +145,12 @@ TABLE5_KEYS = {"a": "a", "b": "t5b", "c": "t5c", "d": "t5d", "e": "t5e", "f": "p
 
 
 def lambda_sweep() -> list[Run]:
-    """Where L_d starts to act: lambda from the paper's 0.007 up by decades, all terms on."""
+    """Where L_d starts to act: lambda from the paper's 0.007 up to 100x, all terms on; and L_d without the OoD BCE."""
     out = [Run("lambda 0.007 (paper)", "paper")]
-    for lam, key in ((0.07, "clam10"), (0.7, "clam100"), (7.0, "clam1000")):
+    for lam, key in ((0.07, "clam10"), (0.2, "clam30"), (0.7, "clam100")):
         out.append(Run(f"lambda {lam:g}", key, {"wood": {"lam": lam}}))
-    out.append(Run("lambda 0.7, L_d only (no OoD BCE)", "t5c-lam100",
-                   {"wood": {"lam": 0.7, "use_cls_ood": False, "use_d_in": True, "use_d_ood": True}}))
+    out.append(Run("lambda 0.2, L_d only (no OoD BCE)", "t5c-lam30",
+                   {"wood": {"lam": 0.2, "use_cls_ood": False, "use_d_in": True, "use_d_ood": True}}))
     return out
 
 
@@ -173,7 +174,7 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[], list[Run]]]] = {  # in order of i
     "tableA2": ("Table A2: tau x lambda (lambda scaled as 1/tau, as the paper's grid)", table_a2),
     "fig5b": ("Fig. 5b: fixed labelling budget |D_in| + |D_ood| = 900", fig5b),
     "causes": ("What the gain depends on: lambda's scale, centre refresh and OoD batch share", causes),
-    "lambda": ("Where L_d acts: lambda from 0.007 to 7 (all terms), and L_d alone at 0.7", lambda_sweep),
+    "lambda": ("Where L_d acts: lambda from 0.007 to 0.7 (all terms), and L_d alone at 0.2", lambda_sweep),
     "variants": ("Benchmark variants: Table 1 and Table 5 (a)-(f) per variant", variants),
 }
 NOT_IN_ALL = ("variants", "lambda")
@@ -293,7 +294,7 @@ def summarise(name: str, runs: list[Run], results: dict[str, list[dict[str, Any]
               command: str, tag: str, seeds: list[int], seconds: float, title: str | None = None,
               extra: str = "", sections: list[str] | None = None) -> tuple[str, str]:
     title = title or EXPERIMENTS[name][0]
-    first = next(iter(results.values()))[0]
+    first = next(r for rs in results.values() for r in rs if "diverged" not in r)
     proto = first["protocol"]
     lines = [f"# {title}", "",
              f"Benchmark: {tag}. Training seeds: {seeds}. "
@@ -306,7 +307,13 @@ def summarise(name: str, runs: list[Run], results: dict[str, list[dict[str, Any]
     for split in splits:
         lines += [f"## split '{split}'", "", "| run | mIoU | precision | recall | F1 | threshold |", "|---|---|---|---|---|---|"]
         for run in runs:
-            rows = [r[split] for r in results[run.label]]
+            diverged = [r["diverged"] for r in results[run.label] if "diverged" in r]
+            rows = [r[split] for r in results[run.label] if "diverged" not in r]
+            label = run.label.replace("|", "\\|")  # |D_ood| must not split the Markdown cell
+            if diverged:
+                lines.append(f"| {label} | diverged ({len(diverged)} of {len(diverged) + len(rows)} seeds: "
+                             f"{diverged[0].rsplit(': ', 1)[-1]}) | | | | |")
+                continue
             cells = []
             for m in METRICS:
                 v = 100 * np.array([r[m] for r in rows])
@@ -316,7 +323,6 @@ def summarise(name: str, runs: list[Run], results: dict[str, list[dict[str, Any]
                                  "std": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 3),
                                  "values": " ".join(f"{x:.2f}" for x in v)})
             thr = ", ".join(f"{r['threshold']:.2f}" for r in rows)
-            label = run.label.replace("|", "\\|")  # |D_ood| must not split the Markdown cell
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {thr} |")
         lines.append("")
     for section in sections or []:
@@ -387,7 +393,11 @@ def run_all(name: str, runs: list[Run], seeds: Seeds, seed_list: list[int],
     for seed in seed_list:
         for run in runs:
             print(f"[{name}] seed {seed}: {run.label}", flush=True)
-            results[run.label].append(run_one(run, seed, seeds, splits))
+            try:
+                results[run.label].append(run_one(run, seed, seeds, splits))
+            except TrainingError as exc:  # a diverged run is a result (e.g. a lambda too large), not a crash
+                print(f"[{name}] seed {seed}: {run.label} diverged: {exc}", flush=True)
+                results[run.label].append({"diverged": str(exc).split(";")[0]})
     return results
 
 
