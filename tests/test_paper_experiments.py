@@ -185,3 +185,24 @@ def test_rebuild_waits_for_another_invocation(tmp_path: Path) -> None:
         _write_variant(pe, folder, "small-objects", _rows(pe, "small-objects", 0, {}, {}))  # it finishes its file
     worker.join(10)
     assert done.is_set() and "## Variant 'small-objects'" in (tmp_path / "variants.md").read_text()
+
+
+def test_a_diverged_run_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    from woodseg.errors import TrainingError
+
+    pe = _module()
+    row = {"miou": 0.4, "precision": 0.5, "recall": 0.6, "f1": 0.55, "threshold": 0.3}
+    protocol = {"method": "cam", "scales": [1.0], "flip": True}
+
+    def fake(run: Any, seed: int, seeds: Any, splits: list[str]) -> dict[str, Any]:
+        if run.key == "clam100":
+            raise TrainingError("runs/clam100/classifier: loss became non-finite at step 6; the last good checkpoint")
+        return {"train": row, "protocol": protocol}
+
+    monkeypatch.setattr(pe, "run_one", fake)
+    runs = pe.lambda_sweep()
+    results = pe.run_all("lambda", runs, None, [0], ["train"])
+    assert results["lambda 0.7"] == [{"diverged": "runs/clam100/classifier: loss became non-finite at step 6"}]
+    md, table = pe.summarise("lambda", runs, results, ["train"], "cmd", "tag", [0], 1.0)
+    assert "| lambda 0.7 | diverged (1 of 1 seeds: loss became non-finite at step 6) |" in md
+    assert "| lambda 0.07 | 40.0 +- 0.0 |" in md and "lambda 0.7" not in table
