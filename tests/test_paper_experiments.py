@@ -121,25 +121,27 @@ def _signals(heldout_map: float, peak: float = 0.3, ctx: float = 0.4) -> dict[st
             "context_pc": ctx, "n_context": 30}
 
 
-def _rows(pe: Any, name: str, seed: int, miou: dict[str, float], maps: dict[str, float]) -> list[dict[str, Any]]:
+def _rows(pe: Any, name: str, seed: int, miou: dict[str, float], maps: dict[str, float],
+          peaks: dict[str, float] | None = None) -> list[dict[str, Any]]:
     runs = pe.variants()
     results = {r.key: {"train": {"miou": miou.get(r.key, 0.3), "precision": 0.4, "recall": 0.5, "f1": 0.45,
                                  "threshold": 0.2}} for r in runs}
-    signals = {r.key: _signals(maps.get(r.key, 0.8)) for r in runs}
+    signals = {r.key: _signals(maps.get(r.key, 0.8), (peaks or {}).get(r.key, 0.3)) for r in runs}
     return pe.per_run_rows(get_variant(name), "tag", "abc", seed, runs, results, signals, ["train"])
 
 
 def test_per_run_rows_carry_metrics_signals_and_the_rule(tmp_path: Path) -> None:
     pe = _module()
-    rows = _rows(pe, "default", 1, {"baseline": 0.25, "paper": 0.31}, {"baseline": 0.80, "paper": 0.70})
+    rows = _rows(pe, "default", 1, {"baseline": 0.25, "paper": 0.31}, {"baseline": 0.80, "paper": 0.70},
+                 {"paper": 0.25})
     by_key = {r["key"]: r for r in rows}
     assert len(rows) == 7 and set(by_key) == {r.key for r in pe.variants()}
     assert by_key["paper"]["miou"] == 31.0 and by_key["paper"]["heldout_map"] == 70.0
     assert by_key["paper"]["benchmark_version"] == BENCHMARK_VERSION and by_key["paper"]["seed"] == 1
-    assert by_key["paper"]["safeguard_warn"] == 1  # held-out mAP 10 points below F_in's: the shipped rule fires
+    assert by_key["paper"]["safeguard_warn"] == 1  # peak share 5 points below F_in's: the shipped rule fires
     assert by_key["a"]["safeguard_warn"] == 0 and by_key["baseline"]["safeguard_warn"] == ""
     section = pe.signals_section(pe.variants(), rows, "train")
-    assert "| (f) + W-OoD (paper): all terms | 70.0 +- 0.0 | 30.0 +- 0.0 | 40.0 +- 0.0 | 1 |" in section
+    assert "| (f) + W-OoD (paper): all terms | 70.0 +- 0.0 | 25.0 +- 0.0 | 40.0 +- 0.0 | 1 |" in section
 
 
 def _write_variant(pe: Any, folder: Path, name: str, rows: list[dict[str, Any]]) -> None:

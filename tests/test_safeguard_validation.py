@@ -23,7 +23,9 @@ def _load(name: str) -> Any:
 
 
 sv = _load("safeguard_validation")
-SHIPPED = sv.CANDIDATES[0].name
+SHIPPED = "held-out mAP drop vs F_in > 1"  # the earlier shipped rule: the synthetic cases below are built on it
+assert SHIPPED in {c.name for c in sv.CANDIDATES}
+assert sv.CANDIDATES[0].name.startswith("shipped rule (safeguard.RULE): CAM peak share drop vs F_in")
 
 
 def _row(variant: str, seed: int, key: str, miou: float, heldout_map: float, peak: float = 30.0,
