@@ -12,6 +12,7 @@ into their folder; the pid in the name tells them from the files a live process 
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -273,3 +274,12 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 break
             raise
     return out
+
+
+def sha256_file(path: str | Path) -> str:
+    """The full SHA-256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

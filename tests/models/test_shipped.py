@@ -12,9 +12,10 @@ import torch
 
 from woodseg.data.benchmark.corpus import CORPUS_VERSION, CorpusSpec
 from woodseg.errors import ConfigError
+from woodseg.fsutil import sha256_file
 from woodseg.models import shipped
 from woodseg.models.backbone import build_resnet
-from woodseg.train.pretrain import PretrainSettings, file_sha256
+from woodseg.train.pretrain import PretrainSettings
 
 NAME = "corpus-resnet10"
 
@@ -22,7 +23,7 @@ NAME = "corpus-resnet10"
 def test_the_shipped_file_matches_its_record() -> None:
     record = shipped.shipped_record(NAME)
     path = shipped.WEIGHTS_DIR / f"{NAME}.pth"
-    assert file_sha256(path) == record["sha256"]
+    assert sha256_file(path) == record["sha256"]
     assert path.stat().st_size < 50 * 2**20
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from woodseg.data.benchmark.corpus import CorpusSpec, ensure_corpus
 from woodseg.errors import ConfigError, DataError
+from woodseg.fsutil import sha256_file
 from woodseg.models.backbone import build_resnet
 from woodseg.train import pretrain as pt
 
@@ -27,9 +28,9 @@ def corpus(tmp_path_factory) -> Path:
 def test_reruns_are_bit_identical_and_load_as_backbone_weights(corpus: Path, tmp_path: Path) -> None:
     a = pt.pretrain(corpus, tmp_path / "a", SETTINGS, progress=False)
     b = pt.pretrain(corpus, tmp_path / "b", SETTINGS, progress=False)
-    assert pt.file_sha256(a) == pt.file_sha256(b)
+    assert sha256_file(a) == sha256_file(b)
     record = json.loads(a.with_suffix(".json").read_text())
-    assert record["sha256"] == pt.file_sha256(a)
+    assert record["sha256"] == sha256_file(a)
     assert record["settings"] == SETTINGS.to_dict() and record["corpus"]["categories"] == 4
     assert 0.0 <= record["val_top1"] <= 100.0 and len(record["history"]) == 2
     net = build_resnet("resnet10", str(a))
@@ -55,7 +56,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(corpus: Path, tmp_path: 
     monkeypatch.setattr(pt, "augment_batch", real)
     assert not (tmp_path / "resumed" / "weights.pth").exists()
     resumed = pt.pretrain(corpus, tmp_path / "resumed", SETTINGS, progress=False)
-    assert pt.file_sha256(resumed) == pt.file_sha256(whole)
+    assert sha256_file(resumed) == sha256_file(whole)
 
 
 def test_a_checkpoint_of_other_settings_is_refused(corpus: Path, tmp_path: Path) -> None:

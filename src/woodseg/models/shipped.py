@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from woodseg.errors import ConfigError
+from woodseg.fsutil import sha256_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -35,14 +36,12 @@ def shipped_record(name: str) -> dict:
 
 def shipped_weights(name: str, backbone: str) -> Path:
     """The checked path of shipped weights ``name`` for ``backbone``."""
-    from woodseg.train.pretrain import file_sha256
-
     if SHIPPED.get(name) != backbone:
         raise ConfigError(f"the shipped weights '{name}' are for {SHIPPED.get(name)}, not {backbone}",
                           fix=f"set the backbone to {SHIPPED.get(name)} or use other weights")
     path = WEIGHTS_DIR / f"{name}.pth"
     record = shipped_record(name)
-    if not path.is_file() or file_sha256(path) != record.get("sha256"):
+    if not path.is_file() or sha256_file(path) != record.get("sha256"):
         raise ConfigError(f"the shipped weights {path} are missing or do not match their recorded sha256",
                           fix="reinstall woodseg, or rebuild them with `woodseg pretrain --ship`")
     return path

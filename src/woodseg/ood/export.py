@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from woodseg.errors import DataError
-from woodseg.fsutil import atomic_write_json, atomic_write_text
-from woodseg.ood.review.store import ELSEWHERE, UNREVIEWED, ReviewStore, sha256_file
+from woodseg.fsutil import atomic_write_json, atomic_write_text, sha256_file
+from woodseg.ood.review.store import ELSEWHERE, UNREVIEWED, ReviewStore
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from torchvision.models.resnet import BasicBlock
 
 from woodseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from woodseg.errors import ConfigError, DataError
-from woodseg.fsutil import atomic_write_json, ensure_dir
+from woodseg.fsutil import atomic_write_json, ensure_dir, sha256_file
 from woodseg.models.checkpoint import load_checkpoint, save_checkpoint
 from woodseg.train.engine import stop_requests
 from woodseg.train.sampler import StepBatchSampler
@@ -165,14 +165,6 @@ def backbone_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
             if not k.startswith("fc.")}
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def pretrain(corpus_root: Path, out_dir: Path, settings: PretrainSettings | None = None, *,
              weights_name: str = "weights.pth", restart: bool = False, progress: bool = True,
              provenance: dict[str, object] | None = None) -> Path:
@@ -242,7 +234,7 @@ def pretrain(corpus_root: Path, out_dir: Path, settings: PretrainSettings | None
     record = {
         "what": f"{s.backbone} pretrained on an ImageFolder corpus by woodseg pretrain; torchvision state dict "
                 "without fc, float16",
-        "sha256": file_sha256(weights),
+        "sha256": sha256_file(weights),
         "settings": s.to_dict(),
         "corpus": {"root_name": corpus_root.name, "categories": len(train.categories),
                    "train_images": len(train.labels), "val_images": len(val.labels), "files_key": corpus_key,

@@ -16,7 +16,6 @@ and stay out of the export. Turn it off to keep decisions strictly per class.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sqlite3
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from woodseg.errors import ConfigError, DataError, check_file
+from woodseg.fsutil import sha256_file
 from woodseg.ood.ordering import check_order, order_candidates
 from woodseg.ood.rank import Ranked
 
@@ -563,14 +563,6 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError) -> DataError:
                          fix="make the file and its folder writable (SQLite keeps <db>-wal and <db>-shm beside it), "
                              f"e.g. `chmod u+w {path} {path.parent}`, or copy the database to a writable folder")
     return DataError(f"not a review database ({exc})", path=path, fix="pass the .sqlite file `woodseg ood review` made")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _record_seen(con: sqlite3.Connection, image: int, path: Path, *, replace: bool) -> None:
