@@ -39,10 +39,22 @@ def generation_count() -> int:
     return _generations
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir(kind: str = "benchmark") -> Path:
+    """``$WOODSEG_CACHE/<kind>``, else ``~/.cache/woodseg/<kind>`` (kinds: benchmark, corpus)."""
     env = os.environ.get("WOODSEG_CACHE")
     base = Path(env).expanduser() if env else Path.home() / ".cache" / "woodseg"
-    return base / "benchmark"
+    return base / kind
+
+
+def cache_folder(kind: str, cache_dir: str | Path | None = None) -> Path:
+    """The cache folder of ``kind`` (``cache_dir`` if given, else :func:`default_cache_dir`), created."""
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir(kind)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the {kind} cache ({exc})", path=cache,
+                        fix="set WOODSEG_CACHE to a writable folder or pass cache_dir") from exc
+    return cache
 
 
 def check_benchmark(root: str | Path, spec: BenchmarkSpec | None = None, verify: bool = False) -> str | None:
@@ -147,12 +159,7 @@ def ensure_benchmark(spec: BenchmarkSpec | None = None, cache_dir: str | Path | 
                      verify: bool = False, log_fn: Callable[[str], None] | None = None) -> Path:
     """The root of the benchmark for ``spec`` (default spec if None), generating it if needed."""
     spec = spec or BenchmarkSpec()
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create the benchmark cache ({exc})", path=cache,
-                        fix="set WOODSEG_CACHE to a writable folder or pass cache_dir") from exc
+    cache = cache_folder("benchmark", cache_dir)
     _sweep(cache)
     root = cache / spec.folder_name()
     reason = check_benchmark(root, spec, verify=verify) if root.exists() else "missing"

@@ -33,13 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from woodseg.data.benchmark.cache import cache_folder
 from woodseg.data.benchmark.compose import MIN_OBJECT_PX, _blit, _finish, _position, paint
 from woodseg.data.benchmark.generate import jpeg_bytes, tree_checksum
 from woodseg.data.benchmark.scenes import render_scene
 from woodseg.data.benchmark.shapes import Drawing, distractor_sprite, finish
 from woodseg.data.benchmark.spec import ALL_SCENES
 from woodseg.data.benchmark.textures import fbm, hsv, log_uniform, uniform
-from woodseg.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -254,20 +254,10 @@ def check_corpus(root: str | Path, spec: CorpusSpec) -> str | None:
     return None
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("WOODSEG_CACHE")
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "woodseg") / "corpus"
-
-
 def ensure_corpus(spec: CorpusSpec | None = None, cache_dir: str | Path | None = None) -> Path:
     """The corpus folder for ``spec``, generated once into a temporary sibling and renamed into place."""
     spec = spec or CorpusSpec()
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create the corpus cache ({exc})", path=cache,
-                        fix="set WOODSEG_CACHE to a writable folder") from exc
+    cache = cache_folder("corpus", cache_dir)
     root = cache / spec.folder_name()
     if root.exists() and check_corpus(root, spec) is None:
         return root
