@@ -21,7 +21,7 @@ TINY = [
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path):
     out = tmp_path / "demo"
-    args = ["demo", "-q", "--cache-dir", str(tmp_path / "cache"), f"out_dir={out}", *TINY]
+    args = ["demo", "-q", "--full", "--cache-dir", str(tmp_path / "cache"), f"out_dir={out}", *TINY]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "simulated reviewer" in result.output
@@ -70,8 +70,12 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert set(summary["safeguard"]) == {"W-OoD (paper)", "W-OoD (official)"}
     assert set(summary["safeguard"]["W-OoD (paper)"]["runs"]) == {"W-OoD", "F_in", "control"}
     assert "safeguard, W-OoD (paper)" in html
+    # the control is judged, never refined: CAMs of the seed and held-out splits only
+    control_seeds = {p.stem for p in (out / "control" / "seeds").glob("*.npz")}
+    judged = {p.stem for p in (out / "wood-paper" / "predictions" / "val").glob("*.png")}
+    assert judged <= control_seeds and len(control_seeds) < len(list((out / "wood-paper" / "seeds").glob("*.npz")))
     # demo.refine=false stops after the seeds and the safeguard
-    seeds_only = CliRunner().invoke(app, [*args, "demo.refine=false"])
+    seeds_only = CliRunner().invoke(app, [a for a in args if a != "--full"])  # the default
     assert seeds_only.exit_code == 0, seeds_only.output
     assert "From seeds to segmentation" not in seeds_only.output
     assert json.loads((out / "summary.json").read_text())["refined"] == {}

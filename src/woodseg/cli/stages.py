@@ -166,13 +166,18 @@ def register_demo_command(app: typer.Typer) -> None:
     @app.command()
     def demo(config: str = typer.Option("demo", "--config", "-c", help="Bundled name or YAML path."),
              overrides: list[str] = OverridesArg, quiet: bool = QuietOpt,
-             cache_dir: Path = typer.Option(None, help="Benchmark cache; default $WOODSEG_CACHE or ~/.cache/woodseg.")) -> None:
+             cache_dir: Path = typer.Option(None, help="Benchmark cache; default $WOODSEG_CACHE or ~/.cache/woodseg."),
+             full: bool = typer.Option(False, "--full", help="Also refine F_in and W-OoD to pseudo masks and train "
+                                       "DeepLab on them (Tables 2 and 3; same as demo.refine=true).")) -> None:
         """The main job: W-OoD end to end on the embedded spurious-correlation benchmark (no download).
 
         Generates the benchmark (cached), trains the baseline F_in, ranks the candidate OoD pool by p(c),
-        prunes hidden positives with a simulated reviewer, fine-tunes W-OoD, makes CAM seeds, evaluates
-        them on the training images' masks and a held-out split, and writes out_dir/report.html.
+        prunes hidden positives with a simulated reviewer, fine-tunes W-OoD and a no-OoD control, makes CAM
+        seeds, evaluates them on the training images' masks and a held-out split, prints the mask-free
+        safeguard, and writes out_dir/report.html. --full goes on through IR labels, IRN, the random walk
+        and DeepLab for F_in and W-OoD; a finished seeds-only run is reused, not redone.
         """
         from woodseg.pipeline.demo import run_demo
 
-        run_demo(load_config(config, overrides or []), progress=not quiet, cache_dir=cache_dir)
+        extra = ["demo.refine=true"] if full else []
+        run_demo(load_config(config, [*(overrides or []), *extra]), progress=not quiet, cache_dir=cache_dir)

@@ -6,8 +6,9 @@
    *simulated* reviewer that reads the benchmark's hidden truth through the review app's own store;
 4. fine-tune F_in with W-OoD on the kept hard OoD images (paper and/or official variant);
 5. make multi-scale CAM seeds and judge them on the training images' masks and on a held-out split;
-6. for the baseline and W-OoD: IR labels, IRN, random-walk pseudo masks (judged: the paper's Table 2 row
-   Seed, +CRF, Mask), a DeepLab segmenter trained on the masks and judged on the held-out split (Table 3);
+6. with ``demo.refine`` (``woodseg demo --full``), for the baseline and W-OoD: IR labels, IRN, random-walk
+   pseudo masks (judged: the paper's Table 2 row Seed, +CRF, Mask), a DeepLab segmenter trained on the
+   masks and judged on the held-out split (Table 3);
 7. write one self-contained HTML report.
 
 Outputs go to ``out_dir`` (``runs/demo``): ``baseline/``, ``ood/``, ``wood-<variant>/``, ``report.html``,
@@ -97,9 +98,11 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
     # 3. W-OoD (and the optional no-OoD control with the same schedule)
     runs: dict[str, Config] = {}
     if demo.control:
+        # cam.splits None: the seed and held-out splits only. The control is judged, never refined, so
+        # CAMs of the whole training split (which IRN and DeepLab need) would be work nobody reads.
         runs["F_in + same schedule, no OoD"] = derive(
             cfg, name="control", out_dir=str(out / "control"), wood={"variant": "none"},
-            train={"init_from": str(f_in)})
+            train={"init_from": str(f_in)}, cam={"splits": None})
     for variant in demo.variants:
         runs[f"W-OoD ({variant})"] = derive(
             cfg, name=f"wood-{variant}", out_dir=str(out / f"wood-{variant}"), wood={"variant": variant},
