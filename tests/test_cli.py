@@ -21,7 +21,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from helpers import CLASSES, run_main, tiny_overrides
+from helpers import CLASSES, benchmark_script, run_main, tiny_overrides
 from woodseg.cli import app
 from woodseg.config import Config, load_config
 from woodseg.models.checkpoint import load_checkpoint
@@ -359,12 +359,7 @@ def test_bad_input_as_real_process(tmp_path):
 def test_loss_balance_script(runs, tmp_path):
     """benchmarks/loss_balance.py on a finished W-OoD run: every term, finite gradients, and the OoD BCE term
     leaves the in-distribution features alone."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "loss_balance.py"
-    spec = importlib.util.spec_from_file_location("loss_balance", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_script("loss_balance")
     res = mod.term_gradients(runs.wood, batches=1)
     assert set(res) == {"cls_in", "cls_ood", "dist"}
     for row in res.values():

@@ -4,9 +4,7 @@ OoD lists and the rebuild of ``variants.md`` from the per-variant files."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from helpers import benchmark_script
 from woodseg.config import load_config
 from woodseg.data.benchmark import CLASSES, BenchmarkSpec, ensure_benchmark, read_pool_truth
 from woodseg.data.benchmark.spec import BENCHMARK_VERSION
@@ -23,12 +22,7 @@ from woodseg.data.ood_list import read_ood_list
 
 
 def _module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_experiments.py"
-    spec = importlib.util.spec_from_file_location("paper_experiments", path)
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["paper_experiments"] = mod
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
+    return benchmark_script("paper_experiments")
 
 
 def test_variants_runs_and_context_only_list(tmp_path: Path) -> None:

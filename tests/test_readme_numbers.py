@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+from helpers import benchmark_script
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("readme_numbers", ROOT / "benchmarks" / "readme_numbers.py")
-readme_numbers = importlib.util.module_from_spec(_spec)
-sys.modules["readme_numbers"] = readme_numbers  # dataclasses look their module up
-_spec.loader.exec_module(readme_numbers)
+readme_numbers = benchmark_script("readme_numbers")
 
 
 def _write(tmp_path: Path, readme: str, result: str) -> Path:

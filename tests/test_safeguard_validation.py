@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
-import sys
 from pathlib import Path
 from typing import Any
 
+from helpers import benchmark_script
 from woodseg.data.benchmark.spec import BENCHMARK_VERSION
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
-
-
-sv = _load("safeguard_validation")
+sv = benchmark_script("safeguard_validation")
 SHIPPED = "held-out mAP drop vs F_in > 1"  # the earlier shipped rule: the synthetic cases below are built on it
 assert SHIPPED in {c.name for c in sv.CANDIDATES}
 assert sv.CANDIDATES[0].name.startswith("shipped rule (safeguard.RULE): CAM peak share drop vs F_in")
@@ -97,7 +85,7 @@ def test_missing_signals_are_not_evaluable_and_no_input_is_a_clear_error(tmp_pat
 
 
 def test_reads_what_paper_experiments_writes() -> None:
-    pe = _load("paper_experiments")
+    pe = benchmark_script("paper_experiments")
     from woodseg.data.benchmark.variants import get_variant
 
     runs = pe.variants()
