@@ -221,7 +221,8 @@ class Seeds:
         return train_stage(cfg, progress=self.progress)
 
     def mined(self, seed: int) -> Path:
-        """The hard-OoD list of this seed: mined with F_in (paper Sec. 3.1), or the variant's ready-made list."""
+        """The hard-OoD list of this seed: mined with F_in (paper Sec. 3.1; ``unreviewed``: review skipped), or
+        the variant's ready-made list."""
         pool_root = self.root / "ood_pool"
         if self.variant is not None and self.variant.ood_source == "context_only":
             n = self.base.demo.ood_per_class * len(CLASSES)
@@ -229,6 +230,8 @@ class Seeds:
         pool = read_ood_list(pool_root / "pool.txt", pool_root)
 
         def is_positive(entry: str, class_name: str) -> bool:
+            if self.variant is not None and self.variant.ood_source == "unreviewed":
+                return False  # no review: every candidate is kept, hidden positives too
             return class_name in self.truth[Path(entry).stem].classes
 
         f_in = self.f_in(seed)

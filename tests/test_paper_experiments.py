@@ -51,6 +51,29 @@ def test_variants_runs_and_context_only_list(tmp_path: Path) -> None:
     assert pe.variant_spec(base, None) == BenchmarkSpec()
 
 
+def test_unreviewed_variant_keeps_hidden_positives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failure-case variant mines as the paper does but its reviewer rejects nothing."""
+    pe = _module()
+    root = ensure_benchmark(BenchmarkSpec.tiny(n_pool=60), cache_dir=tmp_path / "cache")
+    base = load_config("demo", [f"data.root={root}", "demo.ood_per_class=1"])
+    truth = read_pool_truth(root)
+    positive = next(t for t in truth.values() if t.classes)
+    entry, cls = positive.path, sorted(positive.classes)[0]
+    reviewers = {}
+
+    def fake_mine(f_in: Path, pool: Any, pool_root: Path, out: Path, *, is_positive: Any, **_: Any) -> Any:
+        reviewers[out.parent.parent.name] = is_positive
+        return type("Mined", (), {"ood_list": out / "ood_list.txt"})()
+
+    monkeypatch.setattr(pe, "mine_hard_ood", fake_mine)
+    monkeypatch.setattr(pe, "config_scoring_long_side", lambda *_: None)
+    monkeypatch.setattr(pe.Seeds, "f_in", lambda self, seed, din=None: tmp_path / "last.pt")
+    for name in ("default", "default-unreviewed"):
+        pe.Seeds(base, tmp_path / name, False, get_variant(name), "tag").mined(0)
+    assert reviewers["default"](entry, cls) is True  # the simulated reviewer rejects a hidden positive
+    assert reviewers["default-unreviewed"](entry, cls) is False  # no review: it stays in the list
+
+
 def _constant_classifier(run: Path, seed: int | None = None) -> None:
     """A classifier with zero weights (p(c) = 0.5 everywhere), or random ones for ``seed``."""
     import torch

@@ -10,6 +10,11 @@ key follow from ``(BENCHMARK_VERSION, spec)`` as for any spec) and an OoD source
     A ready-made list of context-only images, as a user who photographs "the rails without a train"
     would bring: the pool's hard OoD images (a class context, no class object), balanced over the
     contexts and not chosen by any classifier.
+``unreviewed``
+    Mined as ``mined`` but with the review skipped: the top ``per_class`` images by p(c) are kept as
+    they come, hidden positives included. A failure case, not a recipe: the paper's Sec. 3.1 has a
+    person remove the images that do contain the class, since BCE towards zero on them teaches the
+    classifier to ignore the class (the paper's Table 4 varies how many stay).
 
 The axes are the ones W-OoD's gain can hinge on: how often a class sits on its context
 (``cooccurrence``), how large the object is relative to that context (``object_scale``) and how the OoD
@@ -30,8 +35,8 @@ from woodseg.data.benchmark.spec import BenchmarkSpec
 from woodseg.data.benchmark.truth import read_pool_truth
 from woodseg.data.ood_list import write_ood_list
 
-OodSource = Literal["mined", "context_only"]
-OOD_SOURCES: tuple[str, ...] = ("mined", "context_only")
+OodSource = Literal["mined", "context_only", "unreviewed"]
+OOD_SOURCES: tuple[str, ...] = ("mined", "context_only", "unreviewed")
 
 SMALL_OBJECTS = (0.25, 0.5)
 """Object scale (longer side / shorter image side) of the small-object variants: the context fills most
@@ -62,6 +67,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("default", "the benchmark itself: co-occurrence 0.85, objects 0.4-0.9 of the image, mined OoD"),
     Variant("default-list", "the default content, OoD from a ready-made context-only list",
             ood_source="context_only"),
+    Variant("default-unreviewed", "the default content, OoD mined by p(c) with the review skipped (hidden "
+            "positives stay in the list): a failure case for the safeguard", ood_source="unreviewed"),
     Variant("weak-context", "co-occurrence 0.60 (context a weak cue), mined OoD", {"cooccurrence": 0.60}),
     Variant("strong-context", "co-occurrence 0.95, mined OoD", {"cooccurrence": 0.95}),
     Variant("strong-context-list", "co-occurrence 0.95, ready-made context-only OoD list", {"cooccurrence": 0.95},
