@@ -193,20 +193,12 @@ class CamConfig(_Section):
     def _scales(cls, v: list[float]) -> list[float]:
         if not v:
             raise ValueError("must list at least one scale (IRN: [1.0, 0.5, 1.5, 2.0])")
-        bad = [s for s in v if not s > 0]
-        if bad:
-            raise ValueError(f"scales must be above 0, got {bad}")
-        dups = duplicate_names(v)
-        if dups:
-            raise ValueError(f"lists {dups} more than once")
-        return v
+        return _check_scales(v, "scales")
 
     @field_validator("splits")
     @classmethod
     def _splits(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and not v:
-            raise ValueError("must name at least one split (or be null: the seed and held-out splits)")
-        return v
+        return _check_splits(v, "the seed and held-out splits")
 
 
 class EvalConfig(_Section):
@@ -287,6 +279,12 @@ class WalkConfig(_Section):
     splits: list[str] | None = Field(
         None, description="Splits to make masks for; null: data.train_split (DeepLab's) and data.seed_split (judged).")
     edge_pad: int = Field(512, ge=16, description="Images are zero-padded to this size for the boundary map (IRN: 512).")
+def _check_splits(v: list[str] | None, default: str) -> list[str] | None:
+    if v is not None and not v:
+        raise ValueError(f"must name at least one split (or be null: {default})")
+    return v
+
+
 def _check_scales(v: list[float], what: str) -> list[float]:
     bad = [s for s in v if not s > 0]
     if bad:
@@ -377,9 +375,7 @@ class PredictConfig(_Section):
     @field_validator("splits")
     @classmethod
     def _splits(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and not v:
-            raise ValueError("must name at least one split (or be null: the held-out split)")
-        return v
+        return _check_splits(v, "the held-out split")
 
 
 class RuntimeConfig(_Section):
