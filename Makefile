@@ -1,5 +1,6 @@
 # The two commands of the README:
 #   make demo   set up a virtual environment and run the main job (woodseg demo) on the embedded benchmark
+#               (make demo-full: also pseudo masks and a segmentation network, woodseg demo --full)
 #   make test   set up, install the browser the review-app test drives, and run the whole test suite
 # Works on a fresh Debian/Ubuntu machine with Python 3.11; the browser step needs root (apt-get).
 
@@ -8,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -n 2 --durations=15
 
-.PHONY: setup demo test browser lint bench clean verify-weights
+.PHONY: setup demo demo-full test browser lint bench clean verify-weights
 
 setup: $(VENV)/.installed
 
@@ -25,6 +26,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 demo: setup
 	$(BIN)/woodseg demo
+
+demo-full: setup
+	$(BIN)/woodseg demo --full
 
 # Rebuild the shipped corpus-resnet10 weights from scratch (~20 min on 2 cores, generates the corpus once) and
 # check the file's sha256 equals the shipped one: the weights are what `woodseg pretrain` makes.
