@@ -40,26 +40,33 @@ from woodseg.fsutil import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 SIGNALS = {"heldout_map": "held-out mAP", "peak_share": "CAM peak share", "context_pc": "context p(c)"}
+LEVELS = {"ood_residual": "OoD residual"}  # judged on W-OoD's own value (reference "itself"), not a difference
 REFERENCES = {"F_in": "baseline", "control": "a"}  # reference name -> run key in the variants CSV
 NEEDED = ("variant", "benchmark_version", "seed", "key", "run", "split", "miou", *SIGNALS)
 
 
 @dataclass(frozen=True)
 class Condition:
-    """``signal`` moved against ``reference`` by more than ``threshold`` points, in ``direction``."""
+    """``signal`` moved against ``reference`` by more than ``threshold`` points, in ``direction``; with
+    reference ``itself`` (direction ``above``), W-OoD's own value is above ``threshold``."""
 
     signal: str
     reference: str
-    direction: str  # "drop" | "rise"
+    direction: str  # "drop" | "rise" | "above"
     threshold: float
 
     def fires(self, case: Case) -> bool | None:
+        if self.reference == "itself":
+            value = case.levels.get(self.signal)
+            return None if value is None else value > self.threshold
         delta = case.deltas.get((self.signal, self.reference))
         if delta is None:
             return None
         return -delta > self.threshold if self.direction == "drop" else delta > self.threshold
 
     def describe(self) -> str:
+        if self.reference == "itself":
+            return f"{LEVELS[self.signal]} of W-OoD > {self.threshold:g}"
         return f"{SIGNALS[self.signal]} {self.direction} vs {self.reference} > {self.threshold:g}"
 
 
@@ -87,6 +94,8 @@ def shipped_rule() -> Candidate:
              if RULE.map_drop is not None else [])
     if RULE.peak_drop is not None:
         conds += [Condition("peak_share", ref, "drop", 100 * RULE.peak_drop) for ref in RULE.references]
+    if RULE.ood_residual_max is not None:
+        conds.append(Condition("ood_residual", "itself", "above", 100 * RULE.ood_residual_max))
     return Candidate("shipped rule (safeguard.RULE): " + " or ".join(c.describe() for c in conds), tuple(conds))
 
 
@@ -98,8 +107,11 @@ CANDIDATES: list[Candidate] = [
     *_single("peak_share", "control", "drop", (0, 1, 2)),
     *_single("context_pc", "F_in", "rise", (0, 5)),
     *_single("context_pc", "control", "rise", (0, 5)),
+    *[Candidate(c.describe(), (c,)) for c in (Condition("ood_residual", "itself", "above", t) for t in (5, 10, 20))],
 ]
-"""Every rule judged, thresholds in points (percent), fixed before reading any result."""
+"""Every rule judged, thresholds in points (percent). Those of the differences were fixed before reading any
+result; the OoD residual's (5, 10, 20) after seeing its first two runs (seed 0 of ``default``: 5 %, of
+``default-unreviewed``: 26 %), which are among the cases."""
 
 
 @dataclass
@@ -112,6 +124,7 @@ class Case:
     run: str
     miou: dict[str, float]  # "W-OoD", "F_in", "control"
     deltas: dict[tuple[str, str], float | None] = field(default_factory=dict)  # (signal, reference) -> W-OoD - ref
+    levels: dict[str, float | None] = field(default_factory=dict)  # LEVELS signal -> W-OoD's own value
 
     def harmful(self, harm: float) -> bool:
         return self.miou["W-OoD"] - self.miou["control"] < -harm
@@ -168,6 +181,7 @@ def build_cases(rows: list[dict[str, str]], runs: list[str]) -> tuple[list[Case]
                 for name, r in refs.items():
                     a, b = _number(w[sig]), _number(r[sig])
                     case.deltas[(sig, name)] = None if a is None or b is None else a - b
+            case.levels = {sig: _number(w.get(sig, "")) for sig in LEVELS}  # absent from older CSVs
             cases.append(case)
     return cases, incomplete
 
@@ -205,20 +219,24 @@ def report(cases: list[Case], harm: float, split: str, version: str, runs: list[
              f"same variant and seed) by more than {harm:g} points (needs masks). Each rule fires from mask-free "
              "signals only: held-out mAP of p(c) on split 'val' (image labels), CAM peak share on the seed split, "
              "mean p(c) on held-out context-only images; a change is the run's value minus the reference's (F_in or "
-             "the control of the same seed), in points. Thresholds are fixed in `benchmarks/safeguard_validation.py` "
-             "before reading any result, not fitted to these rows.", ""]
+             "the control of the same seed), in points. The OoD residual (the share of the run's own OoD list it "
+             "still scores p(c) >= 0.5) is judged as W-OoD's own value. Thresholds are fixed in "
+             "`benchmarks/safeguard_validation.py`, not fitted to these rows (the OoD residual's were set after "
+             "seeing two of its cases, seed 0 of default and of default-unreviewed; see the file).", ""]
     if skipped:
         lines += ["Files left out: " + "; ".join(skipped) + ".", ""]
     if incomplete:
         lines += ["Cases left out: " + "; ".join(incomplete) + ".", ""]
     lines += ["## Cases", "", "| variant | seed | run | F_in | control | W-OoD | W-OoD - control | W-OoD - F_in | "
-              + " | ".join(f"{s} vs {r}" for s in SIGNALS.values() for r in REFERENCES) + " | harmful |",
-              "|---|---|---|---|---|---|---|---|" + "---|" * (len(SIGNALS) * len(REFERENCES)) + "---|"]
+              + " | ".join(f"{s} vs {r}" for s in SIGNALS.values() for r in REFERENCES)
+              + "".join(f" | {n} of W-OoD" for n in LEVELS.values()) + " | harmful |",
+              "|---|---|---|---|---|---|---|---|" + "---|" * (len(SIGNALS) * len(REFERENCES) + len(LEVELS)) + "---|"]
     for c in cases:
         m = c.miou
         lines.append(f"| {c.variant} | {c.seed} | {c.key} | {m['F_in']:.1f} | {m['control']:.1f} | {m['W-OoD']:.1f} | "
                      f"{m['W-OoD'] - m['control']:+.1f} | {m['W-OoD'] - m['F_in']:+.1f} | "
                      + " | ".join(_d(c.deltas[(s, r)]) for s in SIGNALS for r in REFERENCES)
+                     + "".join(" | -" if c.levels.get(k) is None else f" | {c.levels[k]:.1f}" for k in LEVELS)
                      + f" | {'yes' if c.harmful(harm) else 'no'} |")
     lines += ["", "## Rules", ""]
     if n_bad == 0:
@@ -249,6 +267,7 @@ def report(cases: list[Case], harm: float, split: str, version: str, runs: list[
                                "d_miou_vs_f_in": round(c.miou["W-OoD"] - c.miou["F_in"], 3)}
         row |= {f"d_{s}_vs_{r}": "" if c.deltas[(s, r)] is None else round(c.deltas[(s, r)], 3)  # type: ignore[arg-type]
                 for s in SIGNALS for r in REFERENCES}
+        row |= {k: "" if c.levels.get(k) is None else round(c.levels[k], 3) for k in LEVELS}  # type: ignore[arg-type]
         row["harmful"] = int(c.harmful(harm))
         for cand in CANDIDATES:
             fires = cand.fires(c)

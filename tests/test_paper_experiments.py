@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -126,24 +127,33 @@ def test_mask_free_signals_per_run_and_their_cache(tmp_path: Path, monkeypatch: 
     def fail(*_: Any, **__: Any) -> None:
         raise AssertionError("recomputed")
 
+    assert sig["ood_residual"] == 1.0 and sig["n_ood"] == 6  # zero logits: p(c) = 0.5 on the whole list
     monkeypatch.setattr(pe, "run_signals", fail)
     assert pe.mask_free_signals(paper, 0, seeds, "train") == sig  # cached: nothing recomputed
+    cache = folder / "eval" / "signals.json"
+    older = json.loads(cache.read_text())  # a cache from before the OoD residual gets it added alone
+    for k in ("ood_residual", "n_ood", "ood_suspects"):
+        del older["signals"][k]
+    cache.write_text(json.dumps(older))
+    assert pe.mask_free_signals(paper, 0, seeds, "train") == sig
     _constant_classifier(folder, seed=3)  # a retrained run
     with pytest.raises(AssertionError, match="recomputed"):
         pe.mask_free_signals(paper, 0, seeds, "train")
 
 
-def _signals(heldout_map: float, peak: float = 0.3, ctx: float = 0.4) -> dict[str, Any]:
+def _signals(heldout_map: float, peak: float = 0.3, ctx: float = 0.4, residual: float | None = None) -> dict[str, Any]:
     return {"heldout_map": heldout_map, "heldout_ap": {}, "peak_share": peak, "n_heldout": 10, "n_pairs": 12,
-            "context_pc": ctx, "n_context": 30}
+            "context_pc": ctx, "n_context": 30, "ood_residual": residual, "n_ood": 0 if residual is None else 20,
+            "ood_suspects": [] if residual is None else ["x"] * round(20 * residual)}
 
 
 def _rows(pe: Any, name: str, seed: int, miou: dict[str, float], maps: dict[str, float],
-          peaks: dict[str, float] | None = None) -> list[dict[str, Any]]:
+          peaks: dict[str, float] | None = None, residuals: dict[str, float] | None = None) -> list[dict[str, Any]]:
     runs = pe.variants()
     results = {r.key: {"train": {"miou": miou.get(r.key, 0.3), "precision": 0.4, "recall": 0.5, "f1": 0.45,
                                  "threshold": 0.2}} for r in runs}
-    signals = {r.key: _signals(maps.get(r.key, 0.8), (peaks or {}).get(r.key, 0.3)) for r in runs}
+    signals = {r.key: _signals(maps.get(r.key, 0.8), (peaks or {}).get(r.key, 0.3), 0.4,
+                               (residuals or {}).get(r.key)) for r in runs}
     return pe.per_run_rows(get_variant(name), "tag", "abc", seed, runs, results, signals, ["train"])
 
 
@@ -158,7 +168,13 @@ def test_per_run_rows_carry_metrics_signals_and_the_rule(tmp_path: Path) -> None
     assert by_key["paper"]["safeguard_warn"] == 1  # peak share 5 points below F_in's: the shipped rule fires
     assert by_key["a"]["safeguard_warn"] == 0 and by_key["baseline"]["safeguard_warn"] == ""
     section = pe.signals_section(pe.variants(), rows, "train")
-    assert "| (f) + W-OoD (paper): all terms | 70.0 +- 0.0 | 25.0 +- 0.0 | 40.0 +- 0.0 | 1 |" in section
+    assert "| (f) + W-OoD (paper): all terms | 70.0 +- 0.0 | 25.0 +- 0.0 | 40.0 +- 0.0 | - | 1 |" in section
+    # the OoD residual: W-OoD's own share of its list still at p(c) >= 0.5, judged against a bound
+    dirty = {r["key"]: r for r in _rows(pe, "default", 2, {}, {}, None, {"paper": 0.3, "t5b": 0.05})}
+    assert dirty["paper"]["ood_residual"] == 30.0 and dirty["paper"]["safeguard_warn"] == 1
+    assert dirty["t5b"]["ood_residual"] == 5.0 and dirty["t5b"]["safeguard_warn"] == 0
+    assert dirty["a"]["ood_residual"] == "" and dirty["a"]["safeguard_warn"] == 0
+    assert [r.key for r in pe.variants() if pe.trains_on_ood(r)] == ["t5b", "t5d", "t5e", "paper"]
 
 
 def _write_variant(pe: Any, folder: Path, name: str, rows: list[dict[str, Any]]) -> None:

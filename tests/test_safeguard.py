@@ -46,7 +46,8 @@ def _signals(m: float | None, p: float | None) -> RunSignals:
     return RunSignals(m, None, p, 10, 10)
 
 
-MAP_RULE = Rule(map_drop=0.01, peak_drop=None)  # the earlier, held-out-mAP rule, still selectable
+MAP_RULE = Rule(map_drop=0.01, peak_drop=None, ood_residual_max=None)  # the earlier, held-out-mAP rule
+PEAK_ONLY = Rule(ood_residual_max=None)
 
 
 def test_default_rule_judges_the_peak_share_against_f_in_only() -> None:
@@ -55,12 +56,31 @@ def test_default_rule_judges_the_peak_share_against_f_in_only() -> None:
     assert not ok["warn"] and ok["reasons"] == [] and "no warning" in ok["message"]  # mAP shown, not judged
     assert ok["deltas"]["F_in"]["peak_share"] == pytest.approx(0.05)
     assert ok["deltas"]["control"]["peak_share"] == pytest.approx(-0.05)  # the control is shown, not judged
-    flat = compare({"W-OoD": _signals(0.80, 0.45), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"])
+    flat = compare({"W-OoD": _signals(0.80, 0.45), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"], PEAK_ONLY)
     assert not flat["warn"]  # "not above" by zero: peak_drop 0 fires only on a real drop
-    low = compare({"W-OoD": _signals(0.80, 0.40), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"])
+    low = compare({"W-OoD": _signals(0.80, 0.40), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"], PEAK_ONLY)
     assert low["warn"] and low["reasons"] == ["CAM peak share 40.0 < F_in 45.0"] and "WARNING" in low["message"]
     assert not compare({"W-OoD": _signals(0.80, 0.40), "F_in": _signals(0.80, 0.45)}, "W-OoD", ["F_in"],
                        Rule(peak_drop=0.1))["warn"]
+
+
+def _with_residual(residual: float, n: int = 20) -> RunSignals:
+    suspects = tuple(f"ood_{i}" for i in range(round(residual * n)))
+    return RunSignals(0.80, None, 0.50, 10, 10, residual, n, suspects)
+
+
+def test_default_rule_judges_wood_s_own_ood_residual() -> None:
+    """Hidden positives in the OoD list resist BCE towards zero: above 10 % still at p(c) >= 0.5 warns."""
+    f_in = _signals(0.80, 0.45)  # no residual of its own needed: the level is W-OoD's
+    clean = compare({"W-OoD": _with_residual(0.05), "F_in": f_in}, "W-OoD", ["F_in"])
+    assert not clean["warn"] and "OoD residual 5 %" in clean["message"]
+    dirty = compare({"W-OoD": _with_residual(0.25), "F_in": f_in}, "W-OoD", ["F_in"])
+    assert dirty["warn"] and dirty["reasons"] == [
+        "25 % of the OoD images (5 of 20) still score p(c) >= 0.5 after training (more than 10 %)"]
+    assert "hidden positives" in dirty["message"] and "ood_suspects" in dirty["message"]
+    assert "check a few CAMs" not in dirty["message"]  # the peak share did not fire
+    assert not compare({"W-OoD": _with_residual(0.25), "F_in": f_in}, "W-OoD", ["F_in"], PEAK_ONLY)["warn"]
+    assert not compare({"W-OoD": _signals(0.80, 0.50), "F_in": f_in}, "W-OoD", ["F_in"])["warn"]  # no list: silent
 
 
 def test_map_rule_fires_on_either_signal_against_any_reference() -> None:
@@ -77,7 +97,7 @@ def test_map_rule_fires_on_either_signal_against_any_reference() -> None:
     assert both["warn"]
     peak = {"W-OoD": _signals(None, 0.40), "F_in": _signals(None, 0.45)}
     assert not compare(peak, "W-OoD", ["F_in"], MAP_RULE)["warn"]
-    strict = compare(peak, "W-OoD", ["F_in"], Rule(map_drop=0.01, peak_drop=0.02))
+    strict = compare(peak, "W-OoD", ["F_in"], Rule(map_drop=0.01, peak_drop=0.02, ood_residual_max=None))
     assert strict["warn"] and "peak share" in strict["reasons"][0]
 
 
@@ -99,6 +119,7 @@ def test_safeguard_for_config_compares_wood_with_its_f_in(tiny_voc: Path, tmp_pa
     from helpers import random_checkpoint, tiny_overrides
     from woodseg.config import load_config
     from woodseg.data.build import load_dataset
+    from woodseg.data.ood_list import read_ood_list
     from woodseg.evaluate.safeguard import format_report, safeguard_for_config
 
     ds = load_dataset(load_config("demo", [f"data.root={tiny_voc}"]).data)
@@ -116,8 +137,15 @@ def test_safeguard_for_config_compares_wood_with_its_f_in(tiny_voc: Path, tmp_pa
     assert report["deltas"]["F_in"]["heldout_map"] == 0.0
     assert report["deltas"]["F_in"]["peak_share"] < -0.2  # the spread CAMs are measured
     assert (wood / "eval" / "safeguard.json").is_file()
-    default = safeguard_for_config(cfg)  # the default rule judges the peak share
+    default = safeguard_for_config(cfg, rule=PEAK_ONLY)  # the default rule judges the peak share
     assert default is not None and default["warn"] and "WARNING" in format_report(default)
     _write_seeds(wood, ds, ids, spread=False)
-    assert not safeguard_for_config(cfg)["warn"]  # type: ignore[index]
+    assert not safeguard_for_config(cfg, rule=PEAK_ONLY)["warn"]  # type: ignore[index]
+    # the OoD residual: the run trained L_cls on data.ood_list, so each run's share of it at p(c) >= 0.5
+    w = safeguard_for_config(cfg)["runs"]["W-OoD"]  # type: ignore[index]
+    n_ood = len(read_ood_list(cfg.data.ood_list, cfg.data.ood_root).ids)
+    assert w["n_ood"] == n_ood > 0 and w["ood_residual"] == pytest.approx(len(w["ood_suspects"]) / n_ood)
+    no_cls_ood = load_config("demo", tiny_overrides(tiny_voc, wood, **{
+        "train.init_from": ckpt, "wood.variant": "paper", "wood.use_cls_ood": False}))
+    assert safeguard_for_config(no_cls_ood)["runs"]["W-OoD"]["ood_residual"] is None  # type: ignore[index]
     assert safeguard_for_config(load_config("demo", tiny_overrides(tiny_voc, f_in))) is None  # F_in itself

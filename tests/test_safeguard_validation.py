@@ -91,7 +91,27 @@ def test_reads_what_paper_experiments_writes() -> None:
     runs = pe.variants()
     best = {"miou": 0.3, "precision": 0.4, "recall": 0.5, "f1": 0.45, "threshold": 0.2}
     sig = {"heldout_map": 0.8, "heldout_ap": {}, "peak_share": 0.3, "n_heldout": 10, "n_pairs": 12,
-           "context_pc": 0.4, "n_context": 30}
+           "context_pc": 0.4, "n_context": 30, "ood_residual": 0.05, "n_ood": 20, "ood_suspects": ["x"]}
     rows = pe.per_run_rows(get_variant("default"), "tag", "abc", 0, runs, {r.key: {"train": best} for r in runs},
                            {r.key: sig for r in runs}, ["train"])
     assert set(sv.NEEDED) <= set(rows[0]) and set(sv.REFERENCES.values()) <= {r["key"] for r in rows}
+
+
+def test_ood_residual_is_judged_on_wood_s_own_value(tmp_path: Path) -> None:
+    """A list full of hidden positives: W-OoD below the control, peak share up, but its OoD residual high."""
+    dirty = _seed("default-unreviewed", 0, (41, 89), (42, 90), (40.8, 87), peak=(28, 29, 32))
+    clean = _seed("default", 0, (41, 89), (42, 90), (45, 88), peak=(28, 29, 33))
+    dirty[2]["ood_residual"], clean[2]["ood_residual"] = 26.3, 5.0
+    for rows in (dirty, clean):
+        rows[0]["ood_residual"] = rows[1]["ood_residual"] = ""  # F_in and the control train no OoD term
+    _write(tmp_path / "variants", "default-unreviewed", dirty)
+    _write(tmp_path / "variants", "default", clean)
+    assert sv.main(["--results", str(tmp_path)]) == 0
+    md = (tmp_path / "safeguard_validation.md").read_text()
+    shipped = sv.CANDIDATES[0].name
+    assert "OoD residual of W-OoD > 10" in shipped  # the shipped rule: peak share or the residual
+    assert f"| {shipped} | 1 | 0 | 0 | 1 | 0 |" in md
+    assert "| OoD residual of W-OoD > 20 | 1 | 0 | 0 | 1 | 0 |" in md
+    assert "| OoD residual of W-OoD > 5 | 1 | 0 | 0 | 1 | 0 |" in md  # 5.0 is not above 5
+    assert "| CAM peak share drop vs F_in > 0 | 0 | 1 | 0 | 1 | 0 |" in md  # the peak share misses it
+    assert "| 26.3 | yes |" in md
