@@ -242,6 +242,13 @@ class Seeds:
                              batch_size=self.base.train.batch_size, progress=self.progress).ood_list
 
 
+def list_composition(seeds: Seeds, seed: int) -> str:
+    """What the seed's OoD list holds by the pool's hidden truth: hidden positives, hard and easy images."""
+    ids = read_ood_list(seeds.mined(seed), seeds.root / "ood_pool").ids
+    kinds = [seeds.truth[Path(i).stem].kind for i in ids]
+    return f"{len(ids)} images, " + ", ".join(f"{kinds.count(k)} {k}" for k in ("positive", "hard", "easy"))
+
+
 def run_dir(run: Run, seed: int, seeds: Seeds) -> Path:
     """The folder of one run (``classifier/``, ``seeds/``, ``eval/``)."""
     if run.baseline_itself:
@@ -633,6 +640,7 @@ def run_variants(base: Config, args: argparse.Namespace, command: str) -> None:
         results: dict[str, list[dict[str, Any]]] = {r.label: [] for r in runs}
         rows: list[dict[str, Any]] = []
         done: list[int] = []
+        lists: list[str] = []
         for seed in args.seeds:
             by_key = {}
             for run in runs:
@@ -642,10 +650,11 @@ def run_variants(base: Config, args: argparse.Namespace, command: str) -> None:
             signals = {run.key: mask_free_signals(run, seed, seeds, splits[0]) for run in runs}
             rows += per_run_rows(variant, seeds.tag, spec.hash(), seed, runs, by_key, signals, splits)
             done.append(seed)
+            lists.append(f"seed {seed}: {list_composition(seeds, seed)}")
             extra = (f"Benchmark version {BENCHMARK_VERSION} (cache folder {spec.folder_name()}). Variant '{name}': "
                      f"{variant.description}. Spec overrides {json.dumps(variant.overrides)}; OoD list: "
                      f"{variant.ood_source}. Rows (a)-(f) are Table 5's; (a) is Table 1's control and (f) its "
-                     "W-OoD (paper) run.")
+                     "W-OoD (paper) run. The OoD list by the pool's truth: " + "; ".join(lists) + ".")
             md, _ = summarise("variants", runs, results, splits, command, seeds.tag, done, time.perf_counter() - t0,
                               title=f"Variant '{name}' (benchmark v{BENCHMARK_VERSION})", extra=extra,
                               sections=[signals_section(runs, rows, splits[0])])

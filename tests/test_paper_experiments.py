@@ -46,6 +46,7 @@ def test_variants_runs_and_context_only_list(tmp_path: Path) -> None:
     listed = read_ood_list(seeds.mined(0), root / "ood_pool").ids  # no F_in is trained for a ready-made list
     truth = {t.path: t for t in read_pool_truth(root).values()}
     assert len(listed) == 6 and all(truth[e].kind == "hard" for e in listed)
+    assert pe.list_composition(seeds, 0) == "6 images, 0 positive, 6 hard, 0 easy"
     assert not (tmp_path / "work" / "seed0" / "baseline").exists()
     spec = pe.variant_spec(base, get_variant("small-strong-list"))
     assert spec.object_scale == (0.25, 0.5) and spec.cooccurrence == 0.95
