@@ -70,12 +70,36 @@ def demo_markdown(summary: dict, *, command: str,
         lines += [""] + [f"Protocol ({name}): {part['protocol']}." for name, part in
                          [("+CRF", first["table2"]["crf"]), ("Mask", first["table2"]["mask"])]
                          + [(f"segmentation {k}", v) for k, v in first.get("segmentation", {}).items()]]
+        lines += mask_per_class(summary, list(refined))
     t = summary["review"]["total"]
     lines += ["", f"Review (simulated reviewer, reads the benchmark's truth): {t['reviewed']} candidates looked at, "
               f"{t['rejected']} hidden positives rejected (r = {t['r']:.2f}), {t['kept']} kept.", ""]
     lines += timing_lines(summary.get("timings_s", {}), walls or {})
     lines += ["", f"Command: `{command}`", "", f"Machine: {summary.get('machine', platform.machine())}."]
     return "\n".join(lines) + "\n"
+
+
+def mask_per_class(summary: dict, labels: list[str]) -> list[str]:
+    """Per-class IoU and precision of the seeds and the pseudo masks on split train: where the walk gains or
+    loses (read from each run's ``eval/masks.json``; runs whose folder is gone are left out)."""
+    lines: list[str] = []
+    for label in labels:
+        run = summary["runs"][label]
+        path = Path(run["out_dir"]) / "eval" / "masks.json"
+        if "train" not in run or not path.is_file():
+            continue
+        mask = json.loads(path.read_text())["train"]["scores"]
+        seed = run["train"]
+        if not lines:
+            names = list(seed["per_class_iou"])
+            lines = ["", "Per-class IoU / precision on split train, seeds -> pseudo masks (each run's "
+                     "`eval/seeds.json` and `eval/masks.json`):", "",
+                     "| run | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        cells = [f"{_pct(seed['per_class_iou'][c])} -> {_pct(mask['per_class_iou'][c])} / "
+                 f"{_pct(seed['per_class_precision'][c])} -> {_pct(mask['per_class_precision'][c])}"
+                 for c in seed["per_class_iou"]]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def timing_lines(timings: dict[str, float], walls: dict[str, tuple[float, dict[str, float]]]) -> list[str]:
