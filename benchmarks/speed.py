@@ -28,7 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from woodseg.config import ModelConfig
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from throughput import demo_scale  # noqa: E402
+
+from woodseg.config import ModelConfig  # noqa: E402
 from woodseg.data.transforms import hwc_to_tensor, normalize, rescale
 from woodseg.fsutil import atomic_write_text
 from woodseg.models.cam_net import CamNet, build_cam_net
@@ -135,8 +139,9 @@ def bench_cam(args: argparse.Namespace) -> None:
         mcfg = ModelConfig(backbone="resnet50", weights=None, freeze_bn=True, frozen_stages=2)
         hw, n_out, label = (375, 500), 20, "ResNet-50 (output stride 16), 500x375 images, 20 classes"
     else:
-        mcfg = ModelConfig(backbone="resnet10", weights=None, freeze_bn=True, frozen_stages=0)
-        hw, n_out, label = (112, 112), 6, "ResNet-10 (the demo's), 112x112 images, 6 classes"
+        demo = demo_scale()
+        mcfg, hw, n_out = demo.model, demo.image_hw, demo.n_classes
+        label = f"{demo.label}: {hw[1]}x{hw[0]} images, {n_out} classes"
     n = args.images or (4 if args.voc else 32)
     model = build_cam_net(mcfg, n_out).eval()
     rng = np.random.default_rng(0)
@@ -332,10 +337,11 @@ def bench_train(args: argparse.Namespace) -> None:
 
     load_before = load_average()
     torch.manual_seed(0)
-    # The demo's classifier and schedule (configs/demo.yaml): ResNet-10 from scratch, batch 32 + 32 OoD,
-    # 80 px crops; 900 train_aug images of 112 px, 6 classes, 40 reviewed OoD images per class, K = 50.
-    mcfg = ModelConfig(backbone="resnet10", weights=None, freeze_bn=False, frozen_stages=0)
-    n_cls, batch, crop, side, n_in, n_ood, k = 6, 32, 80, 112, args.n_in, args.n_ood, 50
+    # The demo's classifier and schedule (the bundled demo config) on benchmark-sized images; 900 train_aug
+    # images and 40 reviewed OoD images per class by default.
+    demo = demo_scale()
+    mcfg, n_cls, batch, crop, k = demo.model, demo.n_classes, demo.batch, demo.crop, demo.K
+    side, n_in, n_ood = demo.image_hw[0], args.n_in, args.n_ood
     model = build_cam_net(mcfg, n_cls)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x_in = torch.randn(batch, 3, crop, crop).contiguous(memory_format=torch.channels_last)
@@ -371,7 +377,7 @@ def bench_train(args: argparse.Namespace) -> None:
     per_step = {k: min(v) / args.steps for k, v in times.items()}
     processed = {"plain BCE step (IRN's classifier)": batch}
     bce, bce2, paper, official = per_step.values()
-    lines = [f"Training steps at the demo's scale: ResNet-10, batch {batch} in-distribution + {batch} OoD images "
+    lines = [f"Training steps at the demo's scale: {demo.label}, batch {batch} in-distribution + {batch} OoD images "
              f"(W-OoD), {crop} px crops, {n_cls} classes, K = {k}; {args.steps} steps per round.", "",
              "| step | best s/step | images processed per step | ms per image processed | every round, s |",
              "|---|---|---|---|---|"]

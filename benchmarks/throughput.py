@@ -1,6 +1,6 @@
 """Throughput of woodseg's hot paths on this machine: training steps, CAM seeds, seed evaluation, ranking.
 
-    python benchmarks/throughput.py                  # demo scale: ResNet-10, 112 px (what `woodseg demo` runs)
+    python benchmarks/throughput.py                  # demo scale: the demo config's model, crop and batch on benchmark-sized images
     python benchmarks/throughput.py --voc            # VOC scale: ResNet-50 at IRN's sizes (slow on a CPU)
 
 Prints a Markdown table (and writes it to benchmarks/results/throughput[-voc].md) with images per second
@@ -15,12 +15,14 @@ import argparse
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from woodseg.config import ModelConfig, WoodConfig
+from woodseg.config import ModelConfig, WoodConfig, load_config
+from woodseg.data.benchmark.spec import BENCHMARK_VERSION, CLASSES, BenchmarkSpec
 from woodseg.evaluate.seeds import sweep_confusions
 from woodseg.fsutil import atomic_write_text
 from woodseg.models.cam_net import build_cam_net
@@ -28,6 +30,29 @@ from woodseg.seeds.cam import multiscale_cams
 from woodseg.wood.objective import wood_objective
 
 HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """What `woodseg demo` trains and infers: its config's classifier, crop, batch and K, on images of the
+    benchmark's size (random weights: speed does not depend on them)."""
+
+    model: ModelConfig
+    crop: int
+    batch: int
+    image_hw: tuple[int, int]
+    n_classes: int
+    K: int
+    label: str
+
+
+def demo_scale() -> DemoScale:
+    """The demo's sizes, read from the bundled ``demo`` config and the current benchmark spec."""
+    demo = load_config("demo")
+    spec = BenchmarkSpec()
+    return DemoScale(model=demo.model.model_copy(update={"weights": None}), crop=demo.train.crop_size,
+                     batch=demo.train.batch_size, image_hw=(spec.height, spec.width), n_classes=len(CLASSES),
+                     K=demo.wood.K, label=f"{demo.model.backbone}, demo sizes (benchmark v{BENCHMARK_VERSION})")
 
 
 def timed(fn: Callable[[], object], warmup: int, reps: int) -> float:
@@ -51,8 +76,9 @@ def main() -> None:
         mcfg = ModelConfig(backbone="resnet50", weights=None, freeze_bn=True, frozen_stages=2)
         crop, batch, img_hw, n_cls, k, label = 512, 4, (375, 500), 20, 50, "ResNet-50, VOC sizes"
     else:
-        mcfg = ModelConfig(backbone="resnet10", weights=None, freeze_bn=False, frozen_stages=0)
-        crop, batch, img_hw, n_cls, k, label = 80, 32, (112, 112), 6, 50, "ResNet-10, demo sizes"
+        demo = demo_scale()
+        mcfg, crop, batch, img_hw, n_cls, k, label = (demo.model, demo.crop, demo.batch, demo.image_hw,
+                                                      demo.n_classes, demo.K, demo.label)
     model = build_cam_net(mcfg, n_cls)
     feat = model.feature_dim
     x_in = torch.randn(batch, 3, crop, crop).contiguous(memory_format=torch.channels_last)
