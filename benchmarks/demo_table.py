@@ -102,6 +102,11 @@ def mask_per_class(summary: dict, labels: list[str]) -> list[str]:
     return lines
 
 
+def _refines(step: str) -> bool:
+    """A refinement or segmentation step (``"ir_labels baseline"``): what only ``woodseg demo --full`` runs."""
+    return step.split(" ")[0] in REFINE_STAGES
+
+
 def timing_lines(timings: dict[str, float], walls: dict[str, tuple[float, dict[str, float]]]) -> list[str]:
     """Wall times of the timed commands with their steps, or (untimed) the steps of the summary's run."""
     if walls:
@@ -116,11 +121,10 @@ def timing_lines(timings: dict[str, float], walls: dict[str, tuple[float, dict[s
     if not timings:
         return []
     total = sum(v for k, v in timings.items() if k != "total")
-    refine = {s.split(" ")[0] for s in timings} & set(REFINE_STAGES)
     lines = [f"Time in the demo's steps: {total / 60:.1f} min ({total:.0f} s; interpreter start-up and "
              "a first generation of the benchmark not included)."]
-    if refine:
-        seeds_part = sum(v for k, v in timings.items() if k.split(" ")[0] not in REFINE_STAGES and k not in ("report", "total"))
+    if any(_refines(k) for k in timings):
+        seeds_part = sum(v for k, v in timings.items() if not _refines(k) and k not in ("report", "total"))
         lines.append(f"Of which the classifiers, seeds and safeguard (what `woodseg demo` without `--full` runs): "
                      f"{seeds_part / 60:.1f} min ({seeds_part:.0f} s).")
     return [*lines, "Steps: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if k != "total") + "."]

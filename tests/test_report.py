@@ -249,8 +249,8 @@ def test_tsne_without_any_confused_ood_image_still_embeds(runs, monkeypatch):
 
     real = tsne._predict
 
-    def never_confused(model, paths, device):
-        pred = real(model, paths, device)
+    def never_confused(model, paths, device, batch_size):
+        pred = real(model, paths, device, batch_size)
         logits = np.full_like(pred.logits, -10.0)
         logits[:, 0] = -5.0  # every image's top class is class 0, with p < 0.5
         return Predictions(pred.features, logits, pred.failed)
@@ -263,3 +263,25 @@ def test_tsne_without_any_confused_ood_image_still_embeds(runs, monkeypatch):
     assert result.counts[CLASSES[1]]["ood"] == 0
     assert result.counts[CLASSES[1]]["in"] > 0
     assert result.png is not None
+
+
+def test_tsne_counts_do_not_depend_on_the_batch_size(runs, monkeypatch):
+    """The t-SNE's forward passes take the caller's batch size; what it finds is the same at any size."""
+    from woodseg.report import tsne
+    from woodseg.report.runs import load_run
+
+    seen: list[int] = []
+    real = tsne._predict
+
+    def recording(model, paths, device, batch_size):
+        seen.append(batch_size)
+        return real(model, paths, device, batch_size)
+
+    monkeypatch.setattr(tsne, "_predict", recording)
+    ds = runs["ds"]
+    before, after = (load_run(name, path) for name, path in runs["runs"].items())
+    ood = sorted((runs["root"] / "ood").glob("*.jpg"))
+    one = tsne.feature_tsne(ds, before, after, ood, [CLASSES[1]], max_per_group=8, batch_size=1)
+    five = tsne.feature_tsne(ds, before, after, ood, [CLASSES[1]], max_per_group=8, batch_size=5)
+    assert set(seen) == {1, 5}
+    assert one.counts == five.counts

@@ -177,7 +177,7 @@ def run_demo(cfg: Config, *, progress: bool = True, console: Console | None = No
             notes={"benchmark": tag, "machine": summary["machine"],
                    **{f"safeguard, {lbl}": sg["message"] for lbl, sg in safeguards.items()},
                    "reviewer": "simulated: reads the benchmark's hidden truth (a person would use `woodseg ood review`)"},
-        ), out / "report.html", n_overlays=demo.overlays))
+        ), out / "report.html", n_overlays=demo.overlays, batch_size=cfg.runtime.score_batch_size))
         summary["report"] = str(report)
         summary["timings_s"] = timer.seconds
         console.print(f"[bold green]report:[/bold green] {report}")

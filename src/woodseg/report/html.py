@@ -295,8 +295,10 @@ def _review(review: dict | None) -> dict[str, Any] | None:
 
 
 def write_report(inputs: ReportInputs, out: Path, *, n_overlays: int = 8, overlay_split: str | None = None,
-                 tsne_classes: list[str] | None = None, tsne_max_per_group: int = 150, device: str = "cpu") -> Path:
-    """Write the report to ``out`` (atomically) and return its path."""
+                 tsne_classes: list[str] | None = None, tsne_max_per_group: int = 150, device: str = "cpu",
+                 batch_size: int = 8) -> Path:
+    """Write the report to ``out`` (atomically) and return its path; ``batch_size`` images per forward pass
+    when the t-SNE extracts features."""
     out = Path(out)
     ds = inputs.dataset
     order = _check_inputs(inputs)
@@ -347,7 +349,7 @@ def write_report(inputs: ReportInputs, out: Path, *, n_overlays: int = 8, overla
             gains = [(g, lab) for lab, g in per_class["gain"].items() if lab != "background" and not math.isnan(g)]
             classes = [lab for _, lab in sorted(gains, key=lambda t: (-t[0], t[1]))[:2]]
         tsne = feature_tsne(ds, baseline, by_name[compare[0]], list(inputs.ood_paths), classes,
-                            tsne_max_per_group, device)
+                            tsne_max_per_group, device, batch_size=batch_size)
         if tsne.png is None:
             tsne_note = f"Skipped: {tsne.note}."
 

@@ -44,10 +44,11 @@ def _model(run: RunData, device: str):
     return model, names
 
 
-def _predict(model, paths: Sequence[Path], device: str) -> Predictions:
+def _predict(model, paths: Sequence[Path], device: str, batch_size: int) -> Predictions:
     feats, logits, failed = [], [], []
     for start in range(0, len(paths), CHUNK):
-        p = predict_images(model, list(paths[start:start + CHUNK]), device=device, skip_bad=True, batch_size=8)
+        p = predict_images(model, list(paths[start:start + CHUNK]), device=device, skip_bad=True,
+                           batch_size=batch_size)
         feats.append(p.features)
         logits.append(p.logits)
         failed += [start + i for i in p.failed]
@@ -71,8 +72,10 @@ def _embed(x: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
 
 
 def feature_tsne(ds: LabelledImageSet, before: RunData, after: RunData, ood_paths: Sequence[Path],
-                 classes: Sequence[str], max_per_group: int = 150, device: str = "cpu", seed: int = 0) -> TsneResult:
-    """Embed in-distribution and baseline-confused OoD features of ``classes`` with both classifiers."""
+                 classes: Sequence[str], max_per_group: int = 150, device: str = "cpu", seed: int = 0,
+                 batch_size: int = 8) -> TsneResult:
+    """Embed in-distribution and baseline-confused OoD features of ``classes`` with both classifiers
+    (``batch_size`` images per forward pass)."""
     unknown = [c for c in classes if c not in ds.class_names]
     if unknown:
         raise DataError(f"t-SNE classes {unknown} are not in the class list ({', '.join(ds.class_names)})",
@@ -89,7 +92,7 @@ def feature_tsne(ds: LabelledImageSet, before: RunData, after: RunData, ood_path
                         f"{list(ds.class_names)}", path=before.checkpoint, fix="report runs made on this dataset")
 
     # OoD images the baseline mistakes for a chosen class.
-    ood_pred = _predict(model_b, ood_paths, device)
+    ood_pred = _predict(model_b, ood_paths, device, batch_size)
     c_all = ds.num_classes
     probs = 1.0 / (1.0 + np.exp(-ood_pred.logits[:, :c_all].astype(np.float64)))
     ok = np.isfinite(probs).all(1)
@@ -138,9 +141,9 @@ def feature_tsne(ds: LabelledImageSet, before: RunData, after: RunData, ood_path
         ("before", before, model_b, ood_pred.features[[j for j, _ in ood_sel]] if ood_sel else None),
         ("after", after, model_a, None),
     ):
-        feats_in = _predict(model, in_paths, device).features if in_paths else np.zeros((0, 1), np.float32)
+        feats_in = _predict(model, in_paths, device, batch_size).features if in_paths else np.zeros((0, 1), np.float32)
         if ood_feats is None:
-            ood_feats = (_predict(model, [ood_paths[j] for j, _ in ood_sel], device).features if ood_sel
+            ood_feats = (_predict(model, [ood_paths[j] for j, _ in ood_sel], device, batch_size).features if ood_sel
                          else np.zeros((0, feats_in.shape[1]), np.float32))
         parts = [f for f in (feats_in, ood_feats) if len(f)]  # either group may be empty
         x = np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
