@@ -58,11 +58,6 @@ def test_seed_crf_keeps_voc_labels_of_the_image_classes() -> None:
     assert not empty.any()
 
 
-def test_map_processes_keeps_order_and_matches_serial() -> None:
-    items = list(range(7))
-    assert crf.map_processes(abs, items, processes=2, chunksize=1) == crf.map_processes(abs, items, processes=1)
-
-
 def test_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
     monkeypatch.setitem(sys.modules, "pydensecrf", None)

@@ -67,6 +67,14 @@ def test_two_shards_equal_one_resume_and_retrained_irn(tiny_voc, trained, tmp_pa
     assert kept.stat().st_mtime_ns != stamp
 
 
+def test_worker_processes_give_the_same_masks(tiny_voc, trained, tmp_path):
+    """IRN runs in this process and the walk in 2 workers (spawned: forked ones hung after torch had run)."""
+    one = _masks(masks_stage(copy_run(trained, tmp_path / "one", tiny_voc), progress=False))
+    two = _masks(masks_stage(copy_run(trained, tmp_path / "two", tiny_voc, **{"runtime.refine_processes": 2}),
+                             progress=False))
+    assert two.keys() == one.keys() and all(np.array_equal(two[k], one[k]) for k in one)
+
+
 def test_refuses_other_classes_and_sizes(tiny_voc, trained, tmp_path):
     cfg = copy_run(trained, tmp_path / "run", tiny_voc)
     ckpt = cfg.out_dir / "irn" / "last.pt"

@@ -33,12 +33,13 @@ from woodseg.errors import DataError
 from woodseg.evaluate.labels import class_scores, evaluate_folder, image_confusion, print_label_table
 from woodseg.evaluate.seeds import seed_protocol
 from woodseg.fsutil import atomic_write_json
-from woodseg.refine.crf import LABEL_CRF, map_processes, seed_crf_labels
+from woodseg.refine.crf import LABEL_CRF, seed_crf_labels
 from woodseg.refine.inputs import check_seed_folder, load_checked_seed
 from woodseg.runtime.driver import ItemFolder
 from woodseg.runtime.fingerprint import read_record, stage_record
 from woodseg.runtime.paths import INDEX, RunPaths
 from woodseg.runtime.shard import Shard
+from woodseg.runtime.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,11 @@ def seed_crf_result(cfg: Config, ds: LabelledImageSet, seed_dir: Path, threshold
     check_seed_folder(seed_dir, ds, ids, f"split '{split}'")
     n = ds.num_classes + 1
     total = np.zeros((n, n), dtype=np.int64)
-    for k in tqdm(range(0, len(ids), CHUNK), desc=f"seed+CRF {split}", disable=not progress, leave=False):
-        work = [(i, ds.image_path(i), seed_dir, ds.mask_path(i), threshold) for i in ids[k:k + CHUNK]]
-        for pred, gt, seed_path, mask_path in map_processes(_seed_crf, work, cfg.runtime.refine_processes, 1):
-            total += image_confusion(gt, pred, n, mask_path, seed_path)
+    with WorkerPool(cfg.runtime.refine_processes) as pool:
+        for k in tqdm(range(0, len(ids), CHUNK), desc=f"seed+CRF {split}", disable=not progress, leave=False):
+            work = [(i, ds.image_path(i), seed_dir, ds.mask_path(i), threshold) for i in ids[k:k + CHUNK]]
+            for pred, gt, seed_path, mask_path in pool.map(_seed_crf, work):
+                total += image_confusion(gt, pred, n, mask_path, seed_path)
     protocol = seed_protocol(ds, split, seed_dir, len(ids),
                              f"threshold {threshold:g}: the best of eval/seeds.json on split {split}",
                              {"crf": True, "what": "seed + CRF (label-unary dense CRF of the thresholded seed)",

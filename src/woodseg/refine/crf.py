@@ -16,18 +16,13 @@ that makes IR labels, so the column measures what the CRF adds to the seed that 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from woodseg.errors import ConfigError
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -118,20 +113,5 @@ def seed_crf_labels(image: np.ndarray, high_res: np.ndarray, keys: np.ndarray, t
     return voc[compact].astype(np.uint8)
 
 
-def map_processes(fn: Callable[[T], R], items: Iterable[T], processes: int | None = None,
-                  chunksize: int = 4) -> list[R]:
-    """``[fn(x) for x in items]`` over worker processes (the CRF is single-threaded C++), order kept.
-
-    ``fn`` must be a module-level function; ``processes`` <= 1 runs in this process (tests, debugging).
-    Results come back in input order, so a sharded caller gets the same output however it is split.
-    """
-    items = list(items)
-    processes = (os.cpu_count() or 1) if processes is None else processes
-    if processes <= 1 or len(items) <= 1:
-        return [fn(x) for x in items]
-    with ProcessPoolExecutor(max_workers=min(processes, len(items))) as pool:
-        return list(pool.map(fn, items, chunksize=chunksize))
-
-
 __all__: Sequence[str] = ("CrfParams", "LABEL_CRF", "SOFTMAX_CRF", "crf_labels", "crf_probs",
-                          "seed_crf_labels", "map_processes")
+                          "seed_crf_labels")

@@ -18,13 +18,14 @@ from woodseg.config import Config, IrLabelsConfig, save_config
 from woodseg.data.build import load_dataset
 from woodseg.data.images import image_size, load_image
 from woodseg.data.palette import save_palette_png
-from woodseg.refine.crf import LABEL_CRF, map_processes
+from woodseg.refine.crf import LABEL_CRF
 from woodseg.refine.inputs import check_seed_folder, load_checked_seed, split_ids
 from woodseg.refine.ir_labels import IR_THRESHOLDS, IrThresholds, ir_labels
 from woodseg.runtime.driver import ItemFolder, run_items
 from woodseg.runtime.fingerprint import file_sha
 from woodseg.runtime.paths import INDEX, RunPaths
 from woodseg.runtime.shard import Shard
+from woodseg.runtime.workers import WorkerPool
 
 BATCH = 8  # images handed to the CRF processes at once; the labels do not depend on it
 
@@ -64,7 +65,6 @@ def ir_labels_stage(cfg: Config, *, restart: bool = False, progress: bool = True
                 "preset": cfg.ir_labels.preset, "fg": thresholds.fg, "bg": thresholds.bg, "crf": cfg.ir_labels.crf,
                 "crf_params": asdict(LABEL_CRF) if cfg.ir_labels.crf else None, "classes": list(ds.class_names),
                 "seed_method": index.get("method"), "batch_size": BATCH}  # the seeds: by content, in inputs
-    processes = cfg.runtime.refine_processes
 
     def load(image_id: str) -> tuple[np.ndarray, Any]:
         image = load_image(ds.image_path(image_id))
@@ -72,12 +72,13 @@ def ir_labels_stage(cfg: Config, *, restart: bool = False, progress: bool = True
 
     def compute(batch: list[tuple[str, tuple[np.ndarray, Any]]]) -> list[np.ndarray]:
         work = [(im, seed.high_res, seed.keys, thresholds, cfg.ir_labels.crf) for _, (im, seed) in batch]
-        return map_processes(_one, work, processes, chunksize=1)
+        return pool.map(_one, work)
 
     out = paths.ir_labels
-    run_items(ItemFolder(out, ".png"), ids, protocol=protocol, inputs={"seeds": file_sha(seed_dir / INDEX)},
-              key=lambda i: image_size(ds.image_path(i)), load=load, compute=compute, write=save_palette_png,
-              batch_size=BATCH, shard=shard or Shard.resolve(), restart=restart,
-              on_bad_image=cfg.data.on_bad_image, progress=progress, desc="ir_labels")
+    with WorkerPool(cfg.runtime.refine_processes) as pool:
+        run_items(ItemFolder(out, ".png"), ids, protocol=protocol, inputs={"seeds": file_sha(seed_dir / INDEX)},
+                  key=lambda i: image_size(ds.image_path(i)), load=load, compute=compute, write=save_palette_png,
+                  batch_size=BATCH, shard=shard or Shard.resolve(), restart=restart,
+                  on_bad_image=cfg.data.on_bad_image, progress=progress, desc="ir_labels")
     save_config(cfg, out / "config.yaml")
     return out

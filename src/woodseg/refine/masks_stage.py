@@ -22,7 +22,6 @@ from woodseg.data.images import image_size, load_image
 from woodseg.data.palette import save_palette_png
 from woodseg.data.transforms import hwc_to_tensor, normalize
 from woodseg.models.irn import infer_edge
-from woodseg.refine.crf import map_processes
 from woodseg.refine.inputs import check_seed_folder, load_checked_seed, split_ids
 from woodseg.refine.irn_stage import load_irn
 from woodseg.refine.random_walk import WALK_SETTINGS, WalkParams, pseudo_mask
@@ -31,6 +30,7 @@ from woodseg.runtime.driver import ItemFolder, run_items
 from woodseg.runtime.fingerprint import file_sha
 from woodseg.runtime.paths import INDEX, RunPaths
 from woodseg.runtime.shard import Shard
+from woodseg.runtime.workers import WorkerPool
 
 BATCH = 4  # images whose walks go to the worker processes at once; the masks do not depend on it
 
@@ -70,7 +70,6 @@ def masks_stage(cfg: Config, *, restart: bool = False, progress: bool = True, sh
                 "preset": cfg.walk.preset, **asdict(params), "edge_pad": cfg.walk.edge_pad,
                 "irn_backbone": meta.get("backbone"), "classes": list(ds.class_names),
                 "seed_method": index.get("method"), "batch_size": BATCH}  # the seeds and IRN: by content, in inputs
-    processes = cfg.runtime.refine_processes
 
     def load(image_id: str) -> tuple[np.ndarray, Any]:
         image = load_image(ds.image_path(image_id))
@@ -82,14 +81,15 @@ def masks_stage(cfg: Config, *, restart: bool = False, progress: bool = True, sh
             x = hwc_to_tensor(normalize(image)).to(device)
             edge = infer_edge(model, x, pad_to=cfg.walk.edge_pad)
             work.append((seed.cam.astype(np.float32), seed.keys, edge, image.shape[:2], params))
-        return map_processes(_walk, work, processes, chunksize=1)
+        return pool.map(_walk, work)
 
     out = paths.masks
-    run_items(ItemFolder(out, ".png"), ids, protocol=protocol,
-              inputs={"seeds": file_sha(seed_dir / INDEX), "irn": file_sha(ckpt)},
-              key=lambda i: image_size(ds.image_path(i)), load=load, compute=compute, write=save_palette_png,
-              batch_size=BATCH, shard=shard or Shard.resolve(), restart=restart,
-              on_bad_image=cfg.data.on_bad_image, progress=progress, desc="masks")
+    with WorkerPool(cfg.runtime.refine_processes) as pool:
+        run_items(ItemFolder(out, ".png"), ids, protocol=protocol,
+                  inputs={"seeds": file_sha(seed_dir / INDEX), "irn": file_sha(ckpt)},
+                  key=lambda i: image_size(ds.image_path(i)), load=load, compute=compute, write=save_palette_png,
+                  batch_size=BATCH, shard=shard or Shard.resolve(), restart=restart,
+                  on_bad_image=cfg.data.on_bad_image, progress=progress, desc="masks")
     save_config(cfg, out / "config.yaml")
     return out
 

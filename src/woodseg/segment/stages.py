@@ -33,13 +33,14 @@ from woodseg.fsutil import atomic_write_json
 from woodseg.models.checkpoint import load_checkpoint
 from woodseg.models.deeplab import MSC, build_deeplab
 from woodseg.models.shipped import weights_file
-from woodseg.refine.crf import CrfParams, crf_probs, map_processes
+from woodseg.refine.crf import CrfParams, crf_probs
 from woodseg.runtime.amp import amp_dtype, set_amp_mode
 from woodseg.runtime.device import resolve_device, set_threads, stage_device
 from woodseg.runtime.driver import ItemFolder, check_protocol, clean_temporaries, plan_batches, run_items
 from woodseg.runtime.fingerprint import changes, file_sha, fingerprint, read_record, stage_record
 from woodseg.runtime.paths import STAGE_RECORD, RunPaths
 from woodseg.runtime.shard import Shard
+from woodseg.runtime.workers import WorkerPool
 from woodseg.segment.data import MaskedImages, pair_loader, to_input
 from woodseg.segment.predict import predict_probs
 from woodseg.segment.train import train_deeplab
@@ -299,11 +300,12 @@ def _predict_split(model: MSC, ds: LabelledImageSet, ids: list[str], paths: RunP
                 if not plain.path(i).exists():
                     save_palette_png(plain.path(i), pr.argmax(0).astype(np.uint8))
             jobs = [(im, pr, params) for (_, im), pr in zip(batch, probs, strict=True)]
-            return map_processes(_crf_labels, jobs, crf_workers(p), chunksize=1)
+            return pool.map(_crf_labels, jobs)
 
         crf_folder = ItemFolder(paths.predictions(split, crf=True), ".png")
-        run_items(crf_folder, ids, protocol={**protocol, "crf": asdict(params)}, compute=refined, restart=restart,
-                  desc=f"predict {split} + CRF", **common)
+        with WorkerPool(crf_workers(p)) as pool:
+            run_items(crf_folder, ids, protocol={**protocol, "crf": asdict(params)}, compute=refined,
+                      restart=restart, desc=f"predict {split} + CRF", **common)
         folders.append(crf_folder.folder)
     # every plain map the CRF pass did not write (all of them without CRF)
     run_items(plain, ids, protocol=protocol, compute=plain_labels, restart=restart and not p.crf,
