@@ -64,17 +64,22 @@ def truth_edges(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return edge
 
 
-def reference_scores(run: Path, split: str) -> dict[str, float]:
-    """The run's own seed (best threshold), seed + CRF and mask mIoU on ``split`` (%), where evaluated."""
-    out = {}
+def reference_lines(run: Path, split: str) -> list[str]:
+    """The run's own seed (best threshold), seed + CRF and mask mIoU on ``split`` (%), where evaluated, and
+    the seed's per-class IoU."""
+    scores, per_class = {}, ""
     for key, name, pick in (("seed", "seeds.json", "best"), ("+CRF", "seeds-crf.json", "scores"),
                             ("mask", "masks.json", "scores")):
         path = run / "eval" / name
-        if path.is_file():
-            result = json.loads(path.read_text()).get(split)
-            if result is not None:
-                out[key] = 100 * result[pick]["miou"]
-    return out
+        result = json.loads(path.read_text()).get(split) if path.is_file() else None
+        if result is not None:
+            scores[key] = 100 * result[pick]["miou"]
+            if key == "seed":
+                per_class = ", ".join(f"{k} {100 * v:.1f}" for k, v in result[pick]["per_class_iou"].items())
+    if not scores:
+        return []
+    line = "The run's own results on that split: " + ", ".join(f"{k} {v:.1f}" for k, v in scores.items()) + "."
+    return ["", line + (f" Seed per-class IoU: {per_class}." if per_class else "")]
 
 
 def walk_rows(run: Path, edges: list[str], exp_times: list[int], bgs: list[float],
@@ -109,7 +114,8 @@ def walk_rows(run: Path, edges: list[str], exp_times: list[int], bgs: list[float
     for (source, e, b), c in conf.items():
         s = class_scores(c, names)
         rows.append({"run": str(run), "edges": source, "exp_times": e, "steps": 2 ** e, "bg_threshold": b,
-                     "miou": 100 * s["miou"], "precision": 100 * s["precision"], "recall": 100 * s["recall"]})
+                     "miou": 100 * s["miou"], "precision": 100 * s["precision"], "recall": 100 * s["recall"],
+                     "per_class_iou": {k: 100 * v for k, v in s["per_class_iou"].items()}})
     protocol = (f"`{run}` (its seeds and IRN; config {cfg.name}): split '{split}' ({len(ids)} images), pixel "
                 f"masks. Walk: beta {base.beta}, radius {base.radius}, seed power {base.seed_power}, edge_pad "
                 f"{cfg.walk.edge_pad}.")
@@ -120,9 +126,7 @@ def run_lines(run: Path, rows: list[dict], protocol: str, edges: list[str], exp_
               bgs: list[float], split: str) -> list[str]:
     """One run's section: its own seed / +CRF / mask for reference, then a steps x background table per edge source."""
     lines = [f"## {run.name}", "", protocol]
-    ref = reference_scores(run, split)
-    if ref:
-        lines += ["", "The run's own results on that split: " + ", ".join(f"{k} {v:.1f}" for k, v in ref.items()) + "."]
+    lines += reference_lines(run, split)
     for source in edges:
         mine = [r for r in rows if r["edges"] == source]
         best = max(mine, key=lambda r: r["miou"])
@@ -135,7 +139,8 @@ def run_lines(run: Path, rows: list[dict], protocol: str, edges: list[str], exp_
             lines.append(f"| {e} ({2 ** e}) | " + " | ".join(cells) + " |")
         lines += ["", f"Best: exp_times {best['exp_times']} ({best['steps']} steps), background plane "
                   f"{best['bg_threshold']:.2f}: mIoU {best['miou']:.1f} (precision {best['precision']:.1f}, "
-                  f"recall {best['recall']:.1f})."]
+                  f"recall {best['recall']:.1f}); per-class IoU "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in best["per_class_iou"].items()) + "."]
     return lines + [""]
 
 
@@ -170,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
               f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
               f"{(time.perf_counter() - t0) / 60:.1f} min.", ""]
     out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=list(rows[0]))
+    w = csv.DictWriter(out, fieldnames=[k for k in rows[0] if k != "per_class_iou"], extrasaction="ignore")
     w.writeheader()
     w.writerows([{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows])
     atomic_write_text(args.results / f"{args.name}.md", "\n".join(lines))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from helpers import benchmark_script
@@ -50,3 +52,14 @@ def test_the_walk_over_truth_edges_keeps_a_seed_inside_its_region() -> None:
     outside[2:6, 2:6] = False
     assert walked[outside].sum() < 1e-6 * walked.sum()
     assert (walked[3:5, 3:5] > 0).all()  # spread over the region's interior
+
+
+def test_reference_lines_quote_the_runs_own_results(tmp_path) -> None:
+    (tmp_path / "eval").mkdir()
+    best = {"miou": 0.413, "per_class_iou": {"background": 0.828, "aeroplane": 0.153}}
+    (tmp_path / "eval" / "seeds.json").write_text(json.dumps({"train": {"best": best}}))
+    (tmp_path / "eval" / "masks.json").write_text(json.dumps({"train": {"scores": {"miou": 0.368}}}))
+    line = tw.reference_lines(tmp_path, "train")[1]
+    assert line.startswith("The run's own results on that split: seed 41.3, mask 36.8.")  # no seed + CRF file
+    assert line.endswith("Seed per-class IoU: background 82.8, aeroplane 15.3.")
+    assert tw.reference_lines(tmp_path, "val") == []
