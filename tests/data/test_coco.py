@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from woodseg.cli import app
 from woodseg.config import DataConfig, load_config
 from woodseg.data.build import load_dataset
-from woodseg.data.coco import COCO_CLASSES, load_coco_api, prepare_coco, read_coco
+from woodseg.data.coco import COCO_CLASSES, annotation_mask, load_coco_api, prepare_coco, read_coco
 from woodseg.data.images import load_mask
 from woodseg.errors import DataError
 
@@ -99,6 +99,38 @@ def test_prepare_writes_masks_labels_and_lists(tiny_coco, tmp_path):
     assert ds.has_masks("train2014") and ds.has_masks("val2014")
     ds2 = load_dataset(DataConfig(format="coco", root=out))  # the config route
     assert ds2.ids("val2014") == ["COCO_val2014_000000000042"]
+
+
+def test_worker_processes_write_the_same_masks(tiny_coco, tmp_path):
+    ann, images = tiny_coco
+    one, two = tmp_path / "one", tmp_path / "two"
+    prepare_coco(ann, images, one)
+    prepare_coco(ann, images, two, processes=2)
+    pngs = sorted(p.relative_to(one) for p in one.glob("SegmentationClass/*/*.png"))
+    assert len(pngs) == 3
+    assert pngs == sorted(p.relative_to(two) for p in two.glob("SegmentationClass/*/*.png"))
+    assert all(np.array_equal(load_mask(one / p), load_mask(two / p)) for p in pngs)
+
+
+def test_annotation_mask_matches_the_coco_api_for_every_segmentation_form(tiny_coco):
+    """Polygons, compressed RLE (the crowd) and uncompressed RLE, as pycocotools' COCO.annToMask draws them."""
+    ann_dir, _ = tiny_coco
+    coco = load_coco_api(ann_dir / "instances_train2014.json")
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[9], iscrowd=None))
+    m = np.zeros((40, 60), np.uint8)
+    m[3:9, 4:50] = 1
+    flat = m.ravel(order="F")  # uncompressed RLE: run lengths in column-major order, starting with zeros
+    edges = np.flatnonzero(np.diff(flat)) + 1
+    runs = np.diff(np.concatenate([[0], edges, [flat.size]])).tolist()
+    anns = [*anns, {"id": 9, "image_id": 9, "category_id": PERSON, "area": 276.0, "iscrowd": 1,
+                    "segmentation": {"size": [40, 60], "counts": runs}}]
+    forms = sorted("polygons" if isinstance(a["segmentation"], list) else
+                   "uncompressed RLE" if isinstance(a["segmentation"]["counts"], list) else "compressed RLE"
+                   for a in anns)
+    assert forms == ["compressed RLE", "polygons", "polygons", "uncompressed RLE"]
+    for a in anns:
+        assert np.array_equal(annotation_mask(a, 40, 60), coco.annToMask(a)), a["id"]
+    assert np.array_equal(annotation_mask(anns[-1], 40, 60), m)
 
 
 def test_prepare_is_resumable_and_labels_fall_back_to_json_then_masks(tiny_coco, tmp_path):

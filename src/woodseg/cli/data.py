@@ -1,7 +1,7 @@
 """``woodseg data``: turn the public dataset releases into the layouts the stages read.
 
     woodseg data prepare-voc  --voc VOCtrainval_11-May-2012.tar --sbd benchmark.tgz --out data/  [--no-verify]
-    woodseg data prepare-coco --annotations annotations/ --images-root COCO/ --out data/COCO14 [--split S]
+    woodseg data prepare-coco --annotations annotations/ --images-root COCO/ --out data/COCO14 [--split S] [--processes N]
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ def prepare_coco_cmd(
     images_root: Path = typer.Option(..., help="Folder holding the <split>/ image folders (train2014/, val2014/)."),
     out: Path = typer.Option(..., help="Output folder (data.root for format coco); images are linked, not copied."),
     split: list[str] = typer.Option(["train2014", "val2014"], help="Splits to prepare (repeat the option)."),
+    processes: int = typer.Option(0, min=0, help="Worker processes drawing the masks (0: one per CPU core)."),
 ) -> None:
     """Write COCO-2014 semantic masks (80 classes + background), labels and split lists (resumable)."""
     from woodseg.data.coco import prepare_coco
 
-    summary = prepare_coco(annotations, images_root, out, tuple(split), progress=typer.echo)
+    summary = prepare_coco(annotations, images_root, out, tuple(split), progress=typer.echo,
+                           processes=processes or None)
     for name, n in summary["splits"].items():
         typer.echo(f"{name}: {n} images ({summary['unlabelled'][name]} with no annotation)")
     typer.echo(f"use it with: -c coco14_cam_r50 data.root={out}")

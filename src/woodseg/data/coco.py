@@ -36,6 +36,7 @@ from woodseg.data.palette import save_palette_png
 from woodseg.data.voc import labels_from_mask, read_class_list
 from woodseg.errors import DataError
 from woodseg.fsutil import atomic_path, atomic_write_json, atomic_write_text
+from woodseg.runtime.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -102,21 +103,52 @@ def image_labels(coco: Any, img_id: int, cat_to_index: dict[int, int]) -> np.nda
 def semantic_mask(coco: Any, img_id: int, cat_to_index: dict[int, int]) -> np.ndarray:
     """uint8 HxW: crowd 255 first, then instances largest to smallest (ties by annotation id) on top."""
     info = coco.loadImgs([img_id])[0]
-    mask = np.zeros((info["height"], info["width"]), dtype=np.uint8)
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id], iscrowd=None))
+    return mask_from_annotations(info["height"], info["width"], anns, cat_to_index)
+
+
+def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
+    """uint8 HxW 0/1 of one annotation: polygons, uncompressed or compressed RLE (pycocotools ``COCO.annToMask``,
+    without the API object, so worker processes need only the image's annotations)."""
+    from pycocotools import mask as mask_utils
+
+    segm = ann["segmentation"]
+    if isinstance(segm, list):  # polygons
+        rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
+    elif isinstance(segm["counts"], list):  # uncompressed RLE
+        rle = mask_utils.frPyObjects(segm, height, width)
+    else:
+        rle = segm
+    return mask_utils.decode(rle)
+
+
+def mask_from_annotations(height: int, width: int, anns: list[dict], cat_to_index: dict[int, int]) -> np.ndarray:
+    """:func:`semantic_mask` from one image's size and annotation dicts."""
+    mask = np.zeros((height, width), dtype=np.uint8)
     for ann in sorted((a for a in anns if a.get("iscrowd", 0)), key=lambda a: a["id"]):
-        mask[coco.annToMask(ann) > 0] = 255
+        mask[annotation_mask(ann, height, width) > 0] = 255
     for ann in sorted((a for a in anns if not a.get("iscrowd", 0)), key=lambda a: (-float(a["area"]), a["id"])):
-        mask[coco.annToMask(ann) > 0] = cat_to_index[ann["category_id"]] + 1
+        mask[annotation_mask(ann, height, width) > 0] = cat_to_index[ann["category_id"]] + 1
     return mask
 
 
+def _write_mask(job: tuple[Path, int, int, list[dict], dict[int, int]]) -> None:
+    """Write one image's semantic mask (module level: it runs in worker processes)."""
+    dst, height, width, anns, cat_to_index = job
+    save_palette_png(dst, mask_from_annotations(height, width, anns, cat_to_index))
+
+
+MASK_CHUNK = 512  # images per round of worker jobs: progress and Ctrl+C between rounds, bounded memory
+
+
 def prepare_coco(annotations: str | Path, images_root: str | Path, out: str | Path,
-                 splits: tuple[str, ...] = ("train2014", "val2014"), progress: Any = None) -> dict:
+                 splits: tuple[str, ...] = ("train2014", "val2014"), progress: Any = None,
+                 processes: int | None = 1) -> dict:
     """Write masks, split lists, labels and classes.txt for each split under ``out`` (resumable).
 
     ``annotations`` holds ``instances_<split>.json``; ``images_root`` holds ``<split>/`` image folders,
-    which are linked (not copied) as ``out/JPEGImages/<split>``.
+    which are linked (not copied) as ``out/JPEGImages/<split>``. The masks are drawn in ``processes``
+    worker processes (None: one per CPU core); each worker gets only its images' annotations.
     """
     say = progress or log.info
     annotations, images_root, out = Path(annotations), Path(images_root), Path(out)
@@ -136,17 +168,18 @@ def prepare_coco(annotations: str | Path, images_root: str | Path, out: str | Pa
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(src.resolve(), target_is_directory=True)
         infos = sorted(coco.loadImgs(coco.getImgIds()), key=image_stem)
-        say(f"{split}: writing {len(infos)} masks")
-        ids, labels = [], []
-        for n, info in enumerate(infos, 1):
-            stem = image_stem(info)
-            dst = out / "SegmentationClass" / split / f"{stem}.png"
-            if not dst.is_file():
-                save_palette_png(dst, semantic_mask(coco, info["id"], cat_to_index))
-            ids.append(stem)
-            labels.append(image_labels(coco, info["id"], cat_to_index))
-            if n % 5000 == 0:
-                say(f"{split}: {n}/{len(infos)}")
+        ids = [image_stem(info) for info in infos]
+        labels = [image_labels(coco, info["id"], cat_to_index) for info in infos]
+        todo = [(out / "SegmentationClass" / split / f"{stem}.png", info) for stem, info in zip(ids, infos, strict=True)]
+        todo = [(dst, info) for dst, info in todo if not dst.is_file()]  # finished masks are kept
+        say(f"{split}: writing {len(todo)} of {len(infos)} masks")
+        with WorkerPool(processes) as pool:
+            for start in range(0, len(todo), MASK_CHUNK):
+                jobs = [(dst, info["height"], info["width"],
+                         coco.loadAnns(coco.getAnnIds(imgIds=[info["id"]], iscrowd=None)), cat_to_index)
+                        for dst, info in todo[start:start + MASK_CHUNK]]
+                pool.map(_write_mask, jobs, chunksize=16)
+                say(f"{split}: {min(start + MASK_CHUNK, len(todo))}/{len(todo)}")
         matrix = np.stack(labels).astype(np.uint8) if labels else np.zeros((0, 80), np.uint8)
         with atomic_path(out / f"cls_labels_{split}.npz") as tmp:
             np.savez_compressed(tmp, ids=np.array(ids, dtype=str), labels=matrix)
