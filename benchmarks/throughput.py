@@ -26,6 +26,7 @@ from woodseg.data.benchmark.spec import BENCHMARK_VERSION, CLASSES, BenchmarkSpe
 from woodseg.evaluate.seeds import sweep_confusions
 from woodseg.fsutil import atomic_write_text
 from woodseg.models.cam_net import build_cam_net
+from woodseg.seeds.advcam import AdvParams, advcam_multiscale
 from woodseg.seeds.cam import multiscale_cams
 from woodseg.wood.objective import wood_objective
 
@@ -110,6 +111,10 @@ def main() -> None:
     s = timed(lambda: multiscale_cams(model, [img] * cam_batch, [1.0, 0.5, 1.5, 2.0], True), 1, max(2, args.reps // 2))
     rows.append(("CAM seeds, scales 1, 0.5, 1.5, 2 + flip", f"{img_hw[0]}x{img_hw[1]} images, batch {cam_batch}",
                  cam_batch / s))
+    adv = AdvParams()  # the official T = 27 (13 at scale 0.5), one class: AdvCAM's cost is per class present
+    s = timed(lambda: advcam_multiscale(model, img, [0], [1.0, 0.5, 1.5, 2.0], adv, True), 0, 1)
+    rows.append((f"AdvCAM seeds, {adv.iters} iterations x scales 1, 0.5, 1.5, 2 + flip, one class",
+                 f"{img_hw[0]}x{img_hw[1]} image", 1 / s))
     with torch.no_grad():
         s = timed(lambda: model(torch.randn(batch, 3, *img_hw).contiguous(memory_format=torch.channels_last)), 1,
                   args.reps)
