@@ -45,7 +45,9 @@ from woodseg.refine.masks_stage import walk_params
 from woodseg.refine.random_walk import propagate, walk_labels
 
 HERE = Path(__file__).resolve().parent
-EDGES = ("irn", "truth")
+EDGE_NAMES = {"irn": "IRN's boundary map (the run's `irn/last.pt`)",
+              "truth": "the ground-truth mask's class boundaries on the stride-4 grid (an oracle: the walk's ceiling)"}
+EDGES = tuple(EDGE_NAMES)
 
 
 def truth_edges(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -142,10 +144,6 @@ def run_lines(run: Path, rows: list[dict], protocol: str, edges: list[str], exp_
                   f"recall {best['recall']:.1f}); per-class IoU "
                   + ", ".join(f"{k} {v:.1f}" for k, v in best["per_class_iou"].items()) + "."]
     return lines + [""]
-
-
-EDGE_NAMES = {"irn": "IRN's boundary map (the run's `irn/last.pt`)",
-              "truth": "the ground-truth mask's class boundaries on the stride-4 grid (an oracle: the walk's ceiling)"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -100,13 +100,6 @@ def image_labels(coco: Any, img_id: int, cat_to_index: dict[int, int]) -> np.nda
     return vec
 
 
-def semantic_mask(coco: Any, img_id: int, cat_to_index: dict[int, int]) -> np.ndarray:
-    """uint8 HxW: crowd 255 first, then instances largest to smallest (ties by annotation id) on top."""
-    info = coco.loadImgs([img_id])[0]
-    anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id], iscrowd=None))
-    return mask_from_annotations(info["height"], info["width"], anns, cat_to_index)
-
-
 def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
     """uint8 HxW 0/1 of one annotation: polygons, uncompressed or compressed RLE (pycocotools ``COCO.annToMask``,
     without the API object, so worker processes need only the image's annotations)."""
@@ -123,7 +116,8 @@ def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
 
 
 def mask_from_annotations(height: int, width: int, anns: list[dict], cat_to_index: dict[int, int]) -> np.ndarray:
-    """:func:`semantic_mask` from one image's size and annotation dicts."""
+    """uint8 HxW semantic mask of one image from its annotation dicts: crowd 255 first, then instances largest
+    to smallest (ties by annotation id) on top."""
     mask = np.zeros((height, width), dtype=np.uint8)
     for ann in sorted((a for a in anns if a.get("iscrowd", 0)), key=lambda a: a["id"]):
         mask[annotation_mask(ann, height, width) > 0] = 255
@@ -138,7 +132,7 @@ def _write_mask(job: tuple[Path, int, int, list[dict], dict[int, int]]) -> None:
     save_palette_png(dst, mask_from_annotations(height, width, anns, cat_to_index))
 
 
-MASK_CHUNK = 512  # images per round of worker jobs: progress and Ctrl+C between rounds, bounded memory
+MASK_CHUNK = 2500  # images per round of worker jobs: a progress line and a Ctrl+C point between rounds
 
 
 def prepare_coco(annotations: str | Path, images_root: str | Path, out: str | Path,
