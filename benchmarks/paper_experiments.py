@@ -54,6 +54,7 @@ from woodseg.data.ood_list import read_ood_list
 from woodseg.errors import TrainingError
 from woodseg.evaluate.safeguard import OOD_P, PEAK_FRACTION, RunSignals, compare, ood_residual, run_signals
 from woodseg.fsutil import atomic_write_json, atomic_write_text
+from woodseg.models.cam_net import load_classifier
 from woodseg.ood.resolution import config_scoring_long_side
 from woodseg.pipeline.demo import benchmark_spec, benchmark_tag
 from woodseg.pipeline.steps import derive, mine_hard_ood, ood_subset, seed_stage, train_stage
@@ -432,7 +433,6 @@ def context_pc(checkpoint: Path, root: Path, exclude: set[str], batch_size: int 
     """How much a classifier still fires on a class's context alone: the mean, over the pool's hard OoD
     images (a class context, no class object) not in ``exclude`` (the seed's OoD list, which W-OoD trained
     on), of its p(c) for the classes whose context the image's scene is; and the number of images."""
-    from woodseg.models.cam_net import load_classifier
     from woodseg.models.inference import predict_images
 
     hard = [t for t in read_pool_truth(root).values() if t.kind == "hard" and t.path not in exclude]
@@ -472,7 +472,11 @@ def mask_free_signals(run: Run, seed: int, seeds: Seeds, seed_split: str) -> dic
         if "ood_residual" in out:
             return out
         # a cache from before the OoD residual: add it alone (one forward pass over the list)
-        residual, suspects = ood_residual(ckpt, ood, batch_size=batch) if trains_on_ood(run) else (None, ())
+        if trains_on_ood(run):
+            model, names = load_classifier(ckpt)
+            residual, suspects = ood_residual(model, ood, len(names), batch_size=batch)
+        else:
+            residual, suspects = None, ()
         out |= {"ood_residual": residual, "n_ood": len(ood.ids) if residual is not None else 0,
                 "ood_suspects": list(suspects)}
     else:

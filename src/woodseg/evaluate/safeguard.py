@@ -149,27 +149,23 @@ def seed_peak_share(seed_dir: Path, ds: LabelledImageSet, ids: Sequence[str]) ->
     return float(np.mean(shares)), len(shares)
 
 
-def heldout_probs(checkpoint: Path, ds: LabelledImageSet, split: str, *, batch_size: int = 32,
+def heldout_probs(model: Any, ds: LabelledImageSet, split: str, *, batch_size: int = 32,
                   device: str = "cpu") -> np.ndarray:
-    """p(c) of the classifier on every image of ``split`` (native size, eval mode)."""
-    from woodseg.models.cam_net import load_classifier
+    """p(c) of the classifier ``model`` on every image of ``split`` (native size, eval mode)."""
     from woodseg.models.inference import predict_images
 
-    model, _ = load_classifier(checkpoint, device)
     ids = ds.ids(split)
     preds = predict_images(model, [ds.image_path(i) for i in ids], batch_size=batch_size, device=device)
     return preds.probs[:, :ds.num_classes]
 
 
-def ood_residual(checkpoint: Path, ood: OodSet, *, batch_size: int = 32,
+def ood_residual(model: Any, ood: OodSet, n_classes: int, *, batch_size: int = 32,
                  device: str = "cpu") -> tuple[float, tuple[str, ...]]:
-    """The share of ``ood``'s images the classifier scores p(c) >= :data:`OOD_P` for some class (native
-    size, eval mode), and those images' ids, highest p(c) first."""
-    from woodseg.models.cam_net import load_classifier
+    """The share of ``ood``'s images the classifier ``model`` scores p(c) >= :data:`OOD_P` for one of its
+    ``n_classes`` classes (native size, eval mode), and those images' ids, highest p(c) first."""
     from woodseg.models.inference import predict_images
 
-    model, names = load_classifier(checkpoint, device)
-    top = predict_images(model, list(ood.paths), batch_size=batch_size, device=device).probs[:, :len(names)].max(1)
+    top = predict_images(model, list(ood.paths), batch_size=batch_size, device=device).probs[:, :n_classes].max(1)
     order = np.argsort(-top, kind="stable")
     return float(np.mean(top >= OOD_P)), tuple(ood.ids[i] for i in order if top[i] >= OOD_P)
 
@@ -177,22 +173,25 @@ def ood_residual(checkpoint: Path, ood: OodSet, *, batch_size: int = 32,
 def run_signals(run_dir: Path, ds: LabelledImageSet, seed_split: str | None, heldout_split: str | None, *,
                 ood: OodSet | None = None, batch_size: int = 32, device: str = "cpu") -> RunSignals:
     """The signals of one run folder (``classifier/last.pt``, ``seeds/``); a missing input leaves its signal None."""
+    from woodseg.models.cam_net import load_classifier
+
     run_dir = Path(run_dir)
     h_map = h_ap = None
     n_h = n_p = 0
     share = None
+    model = (load_classifier(run_dir / "classifier" / "last.pt", device)[0]  # once, for both passes
+             if heldout_split or ood is not None else None)
     if heldout_split:
         ids = ds.ids(heldout_split)
         labels = np.stack([ds.label(i) for i in ids])
-        probs = heldout_probs(run_dir / "classifier" / "last.pt", ds, heldout_split, batch_size=batch_size,
-                              device=device)
+        probs = heldout_probs(model, ds, heldout_split, batch_size=batch_size, device=device)
         h_map, h_ap = classification_ap(probs, labels, ds.class_names)
         n_h = len(ids)
     if seed_split and (run_dir / "seeds").is_dir():
         share, n_p = seed_peak_share(run_dir / "seeds", ds, ds.ids(seed_split))
     residual, suspects = (None, ())
     if ood is not None:
-        residual, suspects = ood_residual(run_dir / "classifier" / "last.pt", ood, batch_size=batch_size, device=device)
+        residual, suspects = ood_residual(model, ood, ds.num_classes, batch_size=batch_size, device=device)
     return RunSignals(h_map, h_ap, share, n_h, n_p, residual, len(ood.ids) if ood is not None else 0, suspects)
 
 
